@@ -1,0 +1,1 @@
+"""The ``npcseg`` command line: thin typer commands over the library functions."""

@@ -1,0 +1,35 @@
+"""``npcseg`` entry point. Each command lives in its own module and imports its heavy dependencies inside the
+function, so ``npcseg --help`` stays fast."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from npcseg.cli import demo, preprocess, register, synth, validate
+
+app = typer.Typer(
+    name="npcseg",
+    help="Automatic nasopharyngeal carcinoma segmentation on multi-sequence MRI (DEU, SeqSeg).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    """Automatic nasopharyngeal carcinoma segmentation on multi-sequence MRI (DEU, SeqSeg)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
+
+
+app.command("synth")(synth.synth_command)
+app.command("validate")(validate.validate_command)
+app.command("register")(register.register_command)
+app.command("preprocess")(preprocess.preprocess_command)
+app.command("demo")(demo.demo_command)
+
+
+if __name__ == "__main__":
+    app()

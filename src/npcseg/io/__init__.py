@@ -1,0 +1,1 @@
+"""Reading and writing images, cohorts and clinical data."""
