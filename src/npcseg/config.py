@@ -9,6 +9,7 @@ is saved beside every run's outputs.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -26,7 +27,8 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     """Convert a (nested) config dataclass to plain dicts, lists and scalars."""
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"expected a dataclass instance, got {type(config).__name__}")
-    return {field.name: _to_plain(getattr(config, field.name)) for field in dataclasses.fields(config)}
+    fields = [field for field in dataclasses.fields(config) if field.init]  # others are derived, not settings
+    return {field.name: _to_plain(getattr(config, field.name)) for field in fields}
 
 
 def _to_plain(value: Any) -> Any:
@@ -56,6 +58,14 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "con
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
+    no_default = dataclasses.MISSING
+    missing = sorted(
+        name
+        for name, field in fields.items()
+        if name not in data and field.default is no_default and field.default_factory is no_default
+    )
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing} (no default)")
     kwargs = {name: _coerce(hints[name], value, f"{where}.{name}") for name, value in data.items()}
     return cls(**kwargs)
 
@@ -88,7 +98,7 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
             return tuple(_coerce(args[0], item, f"{where}[{i}]") for i, item in enumerate(value))
         if len(args) != len(value):
             raise ValueError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_coerce(arg, item, f"{where}[{i}]") for i, (arg, item) in enumerate(zip(args, value)))
+        return tuple(_coerce(arg, item, f"{where}[{i}]") for i, (arg, item) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ValueError(f"{where}: expected a mapping, got {value!r}")
@@ -114,21 +124,70 @@ def _coerce(annotation: Any, value: Any, where: str) -> Any:
     return value
 
 
-def load_config(cls: type[T], path: Path) -> T:
-    """Read a YAML file into the dataclass ``cls`` (see :func:`config_from_dict`)."""
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-4`` as a float as YAML 1.2 does (YAML 1.1 makes it a string)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting strings such as ``"1e5"`` that :class:`_Loader` would read as floats."""
+
+
+for _yaml_class in (_Loader, _Dumper):
+    _yaml_class.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file safely (no code runs), reading ``1e-4`` as a float as YAML 1.2 does.
+
+    Raises:
+        FileNotFoundError: when ``path`` is not a file.
+        ValueError: when it is not valid YAML; the message names the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML: {error}") from error
-    return config_from_dict(cls, data, where=str(path))
+
+
+def load_config(cls: type[T], path: Path) -> T:
+    """Read a YAML file into the dataclass ``cls`` (see :func:`config_from_dict`)."""
+    return config_from_dict(cls, read_yaml(path) or {}, where=str(path))
+
+
+def load_config_over(base: T, path: Path) -> T:
+    """Read a YAML file of (some) fields of ``base``'s dataclass on top of ``base``.
+
+    Nested sections (nested config dataclasses) merge key by key with the base's, so a file may set one field of
+    a nested section. Unknown keys and wrongly typed values are ``ValueError``s naming the file and the key.
+    """
+    path = Path(path)
+    data = read_yaml(path) or {}
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    merged = _merge(config_to_dict(base), data)
+    return config_from_dict(type(base), merged, where=str(path))
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def save_config(config: Any, path: Path) -> None:
     """Write the resolved config as YAML (atomically)."""
-    atomic_write_text(Path(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write_text(Path(path), yaml.dump(config_to_dict(config), Dumper=_Dumper, sort_keys=False))
 
 
 def with_overrides(config: T, overrides: Mapping[str, Any]) -> T:

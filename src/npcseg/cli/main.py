@@ -7,7 +7,7 @@ import logging
 
 import typer
 
-from npcseg.cli import demo, preprocess, register, synth, validate
+from npcseg.cli import cv, demo, experiment, predict, preprocess, register, synth, train, validate
 
 app = typer.Typer(
     name="npcseg",
@@ -29,6 +29,10 @@ app.command("validate")(validate.validate_command)
 app.command("register")(register.register_command)
 app.command("preprocess")(preprocess.preprocess_command)
 app.command("demo")(demo.demo_command)
+app.command("train")(train.train_command)
+app.command("predict")(predict.predict_command)
+app.command("cv")(cv.cv_command)
+app.add_typer(experiment.experiment_app, name="experiment")
 
 
 if __name__ == "__main__":

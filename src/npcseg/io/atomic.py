@@ -21,6 +21,16 @@ def full_suffix(path: Path) -> str:
     return path.suffix
 
 
+def _file_mode_from_umask() -> int:
+    """The mode a plainly created file gets (``0o666`` less the process umask); read once at import."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode_from_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path with the same suffix as ``path``; rename it onto ``path`` on success.
@@ -35,6 +45,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
+        os.chmod(temporary_path, _FILE_MODE)  # mkstemp creates 0o600; give the output the usual permissions
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)

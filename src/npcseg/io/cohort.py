@@ -19,7 +19,7 @@ SEQUENCES: tuple[str, ...] = ("t1", "t2", "t1c")
 LABEL_STEM = "label"
 CASES_DIRNAME = "cases"
 CLINICAL_FILENAME = "clinical.csv"
-CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" would accept a final newline
 """A case id: letters, digits, ``_``, ``.``, ``-``; starts with a letter or digit; at most 64 characters."""
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from npcseg.io.atomic import atomic_path
+from npcseg.io.nifti import nifti_truncation
 from npcseg.io.volume import Volume
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha")
@@ -40,8 +41,10 @@ def read_image(path: Path, *, require_3d: bool = True) -> sitk.Image:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        reason = str(error).strip().splitlines()[-1] if str(error).strip() else "unknown reader error"
-        raise ValueError(f"{path}: unreadable or truncated image ({reason})") from error
+        raise ValueError(f"{path}: unreadable or truncated image ({_reader_reason(error)})") from error
+    truncation = nifti_truncation(path)
+    if truncation is not None:
+        raise ValueError(f"{path}: unreadable or truncated image ({truncation})")
     if require_3d and image.GetDimension() != 3:
         raise ValueError(f"{path}: expected a 3D image, got {image.GetDimension()}D of size {image.GetSize()}")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -71,8 +74,26 @@ def write_image(image: sitk.Image | Volume, path: Path, *, compress: bool = True
 
 
 def finite_check(image: sitk.Image) -> int:
-    """Number of NaN or infinite voxels in ``image``."""
+    """Number of NaN or infinite voxels in ``image``.
+
+    An image read from NIfTI has none: ITK 5.4's NIfTI reader turns them into 0. Count them in the file with
+    :func:`npcseg.io.nifti.nifti_nonfinite_count`.
+    """
     array = sitk.GetArrayViewFromImage(image)
     if not np.issubdtype(array.dtype, np.floating):
         return 0
     return int(np.count_nonzero(~np.isfinite(array)))
+
+
+def _reader_reason(error: RuntimeError) -> str:
+    """The informative line of an ITK reader exception (the last line alone can be a misleading errno)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown reader error"
+    for line in lines:
+        if "ERROR:" in line:
+            message = line.split("ERROR:", 1)[1].strip()
+            if "): " in message:  # drop "MetaImageIO(0x55...): "
+                message = message.split("): ", 1)[1]
+            return message if line is lines[-1] else f"{message} {lines[-1]}"
+    return lines[-1]

@@ -91,9 +91,7 @@ class Grid:
         """True when both grids sample the same points (within tolerances)."""
         return self.mismatch(other, tolerance_mm=tolerance_mm, tolerance_direction=tolerance_direction) is None
 
-    def mismatch(
-        self, other: Grid, *, tolerance_mm: float = 1e-3, tolerance_direction: float = 1e-5
-    ) -> str | None:
+    def mismatch(self, other: Grid, *, tolerance_mm: float = 1e-3, tolerance_direction: float = 1e-5) -> str | None:
         """A sentence naming the first difference from ``other``, or ``None`` when the grids match."""
         if self.size_xyz != other.size_xyz:
             return f"size {self.size_xyz} != {other.size_xyz}"
@@ -156,8 +154,9 @@ class Volume:
         return cls(array=sitk.GetArrayFromImage(image), grid=Grid.from_image(image))
 
     def to_image(self) -> sitk.Image:
-        """A SimpleITK image with this volume's values and geometry."""
-        image = sitk.GetImageFromArray(self.array)
+        """A SimpleITK image with this volume's values and geometry (a boolean mask becomes ``uint8``)."""
+        array = self.array.astype(np.uint8) if self.array.dtype == np.bool_ else self.array
+        image = sitk.GetImageFromArray(array)
         return self.grid.apply_to(image)
 
     def with_array(self, array: np.ndarray) -> Volume:

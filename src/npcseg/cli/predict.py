@@ -1,0 +1,91 @@
+"""`npcseg predict`: segment a case or a cohort with one or more trained runs (masks on the original T2 grids)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+
+def predict_command(
+    model: list[Path] = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Training run folder, or cross-validation folder (ensemble of its folds); repeat to ensemble runs.",
+    ),
+    input_path: Path = typer.Option(
+        ..., "--input", "-i", help="Cohort folder (COHORT/cases/<case_id>/) or one case folder; never modified."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output folder for <case_id>.nii.gz masks and predict.json (created)."
+    ),
+    probability: bool = typer.Option(
+        False, "--probability", help="Also write <case_id>_probability.nii.gz (float32 probability maps)."
+    ),
+    tta: bool = typer.Option(False, "--tta", help="Flip test-time augmentation (average with left-right mirror)."),
+    postprocess: str = typer.Option(
+        "drop_single_slice",
+        "--postprocess",
+        help="3D clean-up: drop_single_slice (the paper's rule), largest_component or none.",
+    ),
+    connectivity: int = typer.Option(26, "--connectivity", help="Voxel neighbourhood of 3D components: 6, 18 or 26."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Foreground probability threshold (default: the runs' own)."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Slices per forward pass."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Torch CPU threads (0: torch's default)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Register, pre-process as trained, run the networks, map back onto each case's T2 grid, post-process."""
+    from rich.console import Console
+
+    from npcseg.cli.errors import user_errors
+
+    with user_errors():
+        from npcseg.inference.cohort import predict_cohort
+        from npcseg.inference.postprocessing import PostprocessingConfig
+
+        settings = PostprocessingConfig(mode=postprocess, connectivity=connectivity)  # type: ignore[arg-type]
+        summary = predict_cohort(
+            model,
+            input_path,
+            output,
+            write_probability=probability,
+            tta_flip=tta,
+            postprocessing=settings,
+            batch_size=batch_size,
+            num_threads=threads,
+            threshold=threshold,
+            progress=progress,
+        )
+    console = Console()
+    console.print(_table(summary))
+    console.print(
+        f"predicted {summary['num_cases'] - summary['num_skipped']} case(s) ({summary['num_skipped']} already done) "
+        f"with {len(summary['settings']['runs'])} network(s) into {output}",
+        highlight=False,
+    )
+
+
+def _table(summary: dict[str, Any]) -> Any:
+    """Per-case table: slices, predicted volume and the main stages' seconds (every stage is in predict.json)."""
+    from rich.table import Table
+
+    stages = ("register", "network", "total")
+    table = Table(title="predictions (seconds per stage in predict.json)")
+    table.add_column("case", no_wrap=True)
+    table.add_column("status")
+    for column in ("slices", "volume ml", *(f"{stage} s" for stage in stages)):
+        table.add_column(column, justify="right")
+    for case_id, entry in summary["cases"].items():
+        seconds = entry.get("seconds", {})
+        table.add_row(
+            case_id,
+            entry.get("status", ""),
+            str(entry.get("num_slices", "")),
+            f"{entry['volume_ml']:.2f}" if "volume_ml" in entry else "",
+            *(f"{seconds[stage]:.2f}" if stage in seconds else "" for stage in stages),
+        )
+    return table

@@ -1,0 +1,8 @@
+"""Training of the segmentation networks: settings, the resumable trainer, checkpoints, validation."""
+
+from __future__ import annotations
+
+from npcseg.training.config import TrainingConfig, load_training_config
+from npcseg.training.trainer import TrainResult, holdout_split, train
+
+__all__ = ["TrainResult", "TrainingConfig", "holdout_split", "load_training_config", "train"]

@@ -1,0 +1,451 @@
+"""Patient-level k-fold cross-validation (METHODS.md method 1, "Evaluation"; the paper: 10 folds).
+
+For each fold k the network is trained on the other folds' patients and predicts fold k's held-out patients, so
+every patient gets exactly one out-of-fold prediction. The epoch to keep (``checkpoint_best.pt``) is chosen on an
+*inner* validation subset carved from the fold's training patients (``inner_validation_fraction``, at least one
+patient), never on the held-out patients: selecting the epoch on the patients one then reports on would leak them
+into the model choice and flatter the numbers. The paper does not say how it picked its final epochs.
+
+A held-out case is predicted from the preprocessed cache (the same arrays the trainer used), its probabilities
+brought back onto the case's original T2 grid (:func:`npcseg.preprocessing.pipeline.to_original_grid`, linear),
+thresholded at ``training.threshold`` and post-processed in 3D (:func:`npcseg.inference.postprocessing.postprocess`).
+Metrics compare that mask with the cohort's original label file at the original T2 spacing.
+
+Layout of ``OUT`` (see ``/work/notes/deu.md``)::
+
+    splits.json       patient-level folds stratified by tumour volume (npcseg.data.splits); reused on reruns
+    cv.yaml           the resolved CrossValidationConfig; a rerun with another config is refused
+    fold_<k>/         a training run folder + fold.json (inner validation ids, timings, status)
+                      + predictions/<case_id>.nii.gz (uint8 masks on the original T2 grids)
+    metrics.csv       one row per case: case_id, fold, every SegmentationMetrics field
+    summary.json      per metric: mean, sd, median, min, max, num_values, num_excluded; per fold means; timings
+    external/         optional: predictions/, metrics.csv, summary.json of an external cohort (ensemble of folds)
+
+Reruns resume: a fold whose ``fold.json`` says complete is not trained again; an interrupted fold resumes from
+its checkpoints (the trainer's job); existing prediction files are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+import npcseg
+from npcseg.config import config_to_dict, load_config, load_config_over, save_config
+from npcseg.data.splits import SPLITS_FILENAME, Fold, require_same_cases, save_splits, splits_for
+from npcseg.evaluation.scoring import json_safe, metrics_csv, score_prediction, summarize_metrics
+from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
+from npcseg.io.atomic import atomic_write_text
+from npcseg.io.cohort import Case, cases_of
+from npcseg.io.images import write_image
+from npcseg.io.volume import Grid
+from npcseg.preprocessing.cache import list_preprocessed, load_cache_config, load_preprocessed, load_record
+from npcseg.preprocessing.pipeline import to_original_grid
+from npcseg.training.config import TrainingConfig
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILENAME = "cv.yaml"
+FOLD_FILENAME = "fold.json"
+METRICS_FILENAME = "metrics.csv"
+SUMMARY_FILENAME = "summary.json"
+PREDICTIONS_DIRNAME = "predictions"
+EXTERNAL_DIRNAME = "external"
+
+
+@dataclass(frozen=True)
+class CrossValidationConfig:
+    """Settings of a cross-validation (saved as ``cv.yaml``)."""
+
+    num_folds: int = 10
+    """Number of patient-level folds (the paper: 10)."""
+    seed: int = 0
+    """Seed of the volume-stratified fold assignment and of each fold's inner validation subset."""
+    inner_validation_fraction: float = 0.15
+    """Share of a fold's training patients held back to pick the best epoch (at least 1 patient); the fold's
+    held-out patients never take part in training or model selection."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """The training settings of every fold (model, sequences, epochs, ...)."""
+    postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
+    """3D clean-up of each out-of-fold mask (the paper: drop components spanning a single slice)."""
+    tta_flip: bool = False
+    """Average the prediction with that of the left-right flipped slices (test-time augmentation)."""
+    tolerance_mm: float = 2.0
+    """Surface-Dice tolerance in mm."""
+
+    def __post_init__(self) -> None:
+        if self.num_folds < 2:
+            raise ValueError(f"num_folds must be at least 2, got {self.num_folds}")
+        if not 0.0 < self.inner_validation_fraction < 1.0:
+            raise ValueError(f"inner_validation_fraction must lie in (0, 1), got {self.inner_validation_fraction}")
+        if self.tolerance_mm < 0:
+            raise ValueError(f"tolerance_mm must be >= 0, got {self.tolerance_mm}")
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Out-of-fold (or external) predictions scored against the labels.
+
+    Attributes:
+        metrics: one record per labelled case (``case_id``, ``fold`` when applicable, the metric fields).
+        summary: the content of ``summary.json``.
+    """
+
+    metrics: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CrossValidationResult:
+    """What :func:`run_crossvalidation` produced.
+
+    Attributes:
+        out: the cross-validation folder.
+        folds: the folds used.
+        metrics: one record per case (``case_id``, ``fold``, the metric fields), sorted by case id.
+        summary: the content of ``summary.json``.
+        external: the external cohort's evaluation, when one was given.
+    """
+
+    out: Path
+    folds: list[Fold]
+    metrics: list[dict[str, Any]]
+    summary: dict[str, Any]
+    external: EvaluationResult | None = None
+
+
+def cohort_cases(cohort: Path, *, require_labels: bool = True) -> list[Case]:
+    """The cases of a cohort, sorted by id; with ``require_labels`` every case must have a label.
+
+    Raises:
+        ValueError: no cases, or (with ``require_labels``) cases without a label, named.
+    """
+    cases = cases_of(Path(cohort))
+    if not cases:
+        raise ValueError(f"{cohort}: no cases found")
+    unlabelled = [case.case_id for case in cases if case.label is None]
+    if require_labels and unlabelled:
+        raise ValueError(f"{cohort}: cross-validation needs a label for every case; no label in: {unlabelled}")
+    return sorted(cases, key=lambda case: case.case_id)
+
+
+def tumour_volumes_ml(cache: Path, case_ids: list[str]) -> list[float]:
+    """Each case's tumour volume in ml on its original T2 grid, from the cache records (no image is read).
+
+    Raises:
+        FileNotFoundError: a case is not in the cache.
+        ValueError: a cached case has no label.
+    """
+    volumes = []
+    for case_id in case_ids:
+        record = load_record(cache, case_id)
+        voxels = record["label"].get("foreground_voxels_original")
+        if voxels is None:
+            raise ValueError(f"{cache}: cached case {case_id!r} has no label")
+        spacing = Grid.from_dict(record["original_grid"]).spacing_xyz
+        volumes.append(float(voxels) * float(np.prod(spacing)) / 1000.0)
+    return volumes
+
+
+def inner_validation_ids(fold: Fold, fraction: float, seed: int) -> list[str]:
+    """The fold's inner validation cases: ``max(1, round(fraction * n_train))`` of its training cases, drawn
+    with a generator seeded by ``(seed, fold)`` (sorted).
+
+    Raises:
+        ValueError: when the fold has fewer than 2 training cases (nothing would be left to train on).
+    """
+    if len(fold.train) < 2:
+        raise ValueError(f"fold {fold.fold} has {len(fold.train)} training case(s); an inner validation needs 2+")
+    count = min(max(1, round(fraction * len(fold.train))), len(fold.train) - 1)
+    rng = np.random.default_rng([seed, fold.fold])
+    return sorted(str(case_id) for case_id in rng.choice(sorted(fold.train), size=count, replace=False))
+
+
+def run_crossvalidation(
+    cohort: Path,
+    cache: Path,
+    out: Path,
+    config: CrossValidationConfig,
+    external_cohort: Path | None = None,
+    external_cache: Path | None = None,
+    progress: bool = True,
+    *,
+    splits: list[Fold] | None = None,
+) -> CrossValidationResult:
+    """Train, predict out of fold and evaluate every fold (resumable; see the module docstring).
+
+    Args:
+        cohort: the labelled cohort (``COHORT/cases/<id>/``); its label files are the reference. Never modified.
+        cache: its preprocessed cache (``npcseg preprocess``), holding every case and the training sequences.
+        out: the cross-validation folder (created).
+        config: the settings.
+        external_cohort: optional external cohort, predicted by the ensemble of all folds.
+        external_cache: its preprocessed cache (required with ``external_cohort``).
+        progress: show the trainer's and the prediction progress bars.
+        splits: folds to use (e.g. shared between the arms of an experiment); saved as ``splits.json``; by
+            default the saved ``splits.json`` or new volume-stratified folds.
+
+    Raises:
+        FileNotFoundError: missing cohort, cache, case in the cache or label.
+        ValueError: cases without labels, a different ``cv.yaml`` or ``splits.json`` in ``out``, a cache lacking
+            a training sequence, a cache built from another cohort's grids.
+    """
+    cohort, cache, out = Path(cohort), Path(cache), Path(out)
+    if (external_cohort is None) != (external_cache is None):
+        raise ValueError("an external cohort needs its preprocessed cache too (give both or neither)")
+    cases = cohort_cases(cohort)
+    case_ids = [case.case_id for case in cases]
+    _check_cache(cache, case_ids, config.training.sequences)
+    _check_claim(out, config)  # refuse before writing anything
+    out.mkdir(parents=True, exist_ok=True)
+    if splits is None:
+        volumes = tumour_volumes_ml(cache, case_ids)
+        folds = splits_for(out / SPLITS_FILENAME, case_ids, volumes, config.num_folds, config.seed)
+    else:
+        folds = _use_splits(out / SPLITS_FILENAME, splits, case_ids, config.num_folds)
+    if not (out / CONFIG_FILENAME).is_file():
+        save_config(config, out / CONFIG_FILENAME)
+
+    by_id = {case.case_id: case for case in cases}
+    fold_records = []
+    for fold in folds:
+        fold_records.append(_run_fold(fold, cache, out, config, by_id, progress))
+    rows: list[dict[str, Any]] = []
+    for fold in folds:
+        for case_id in fold.val:
+            prediction = _prediction_path(out / f"fold_{fold.fold}", case_id)
+            rows.append({"case_id": case_id, "fold": fold.fold, **_score(prediction, by_id[case_id], config)})
+    rows.sort(key=lambda row: row["case_id"])
+    for fold in folds:
+        members = [row for row in rows if row["fold"] == fold.fold]
+        atomic_write_text(out / f"fold_{fold.fold}" / METRICS_FILENAME, metrics_csv(members))
+    summary = {
+        "package_version": npcseg.__version__,
+        "num_folds": len(folds),
+        **summarize_metrics(rows),
+        "timings": {
+            "train_seconds": sum(float(record.get("train_seconds", 0.0)) for record in fold_records),
+            "predict_seconds": sum(float(record.get("predict_seconds", 0.0)) for record in fold_records),
+        },
+        "folds": fold_records,
+        "config": config_to_dict(config),
+    }
+    atomic_write_text(out / METRICS_FILENAME, metrics_csv(rows))
+    atomic_write_text(out / SUMMARY_FILENAME, json.dumps(json_safe(summary), indent=1) + "\n")
+
+    external = None
+    if external_cohort is not None and external_cache is not None:
+        run_dirs = [out / f"fold_{fold.fold}" for fold in folds]
+        external = evaluate_external(
+            Path(external_cohort), Path(external_cache), out / EXTERNAL_DIRNAME, run_dirs, config, progress
+        )
+    return CrossValidationResult(out=out, folds=folds, metrics=rows, summary=summary, external=external)
+
+
+def _check_cache(cache: Path, case_ids: list[str], sequences: tuple[str, ...]) -> None:
+    cache_sequences = load_cache_config(cache).sequences
+    lacking = [sequence for sequence in sequences if sequence not in cache_sequences]
+    if lacking:
+        raise ValueError(
+            f"{cache}: the cache lacks sequence(s) {lacking} the model needs (has {list(cache_sequences)})"
+        )
+    missing = sorted(set(case_ids) - set(list_preprocessed(cache)))
+    if missing:
+        raise FileNotFoundError(
+            f"{cache}: case(s) {missing} of the cohort are not in the cache; run `npcseg preprocess`"
+        )
+
+
+def _check_claim(out: Path, config: CrossValidationConfig) -> None:
+    """Refuse when ``out`` holds a ``cv.yaml`` that differs from ``config``."""
+    path = out / CONFIG_FILENAME
+    if not path.is_file():
+        return
+    saved = config_to_dict(load_config(CrossValidationConfig, path))
+    wanted = config_to_dict(config)  # plain data: a YAML round trip turns tuples in dict fields into lists
+    if saved != wanted:
+        changes = _differences(saved, wanted)
+        raise ValueError(
+            f"{out}: this cross-validation folder was run with other settings ({'; '.join(changes)}); "
+            "use a new output folder"
+        )
+
+
+def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(_differences(old, new, f"{prefix}{key}."))
+        elif old != new:
+            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changes
+
+
+def _use_splits(path: Path, folds: list[Fold], case_ids: list[str], num_folds: int) -> list[Fold]:
+    """Save given folds as ``path`` (or check an existing file holds the same folds)."""
+    require_same_cases(folds, case_ids, "the given splits")
+    if len(folds) != num_folds:
+        raise ValueError(f"the given splits hold {len(folds)} folds but the config asks for {num_folds}")
+    if path.is_file():
+        from npcseg.data.splits import load_splits
+
+        if load_splits(path) != list(folds):
+            raise ValueError(f"{path}: differs from the splits given; use a new output folder")
+        return list(folds)
+    save_splits(folds, path)
+    return list(folds)
+
+
+def _prediction_path(run_dir: Path, case_id: str) -> Path:
+    return run_dir / PREDICTIONS_DIRNAME / f"{case_id}.nii.gz"
+
+
+def _run_fold(
+    fold: Fold, cache: Path, out: Path, config: CrossValidationConfig, cases: dict[str, Case], progress: bool
+) -> dict[str, Any]:
+    """Train one fold (unless complete) and predict its held-out cases; returns its ``fold.json`` record."""
+    from npcseg.training.trainer import train
+
+    run_dir = out / f"fold_{fold.fold}"
+    record_path = run_dir / FOLD_FILENAME
+    record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if record.get("status") != "complete":
+        inner = inner_validation_ids(fold, config.inner_validation_fraction, config.seed)
+        train_ids = [case_id for case_id in fold.train if case_id not in inner]
+        logger.info("fold %d: training on %d case(s), %d inner validation", fold.fold, len(train_ids), len(inner))
+        result = train(cache, run_dir, config.training, train_ids, inner, progress=progress)
+        record = {
+            "fold": fold.fold,
+            "status": "trained",
+            "train": train_ids,
+            "inner_validation": inner,
+            "held_out": list(fold.val),
+            "best_epoch": result.best_epoch,
+            "best_inner_val_dice": result.best_val_dice,
+            "train_seconds": result.seconds,
+        }
+        atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
+    else:
+        logger.info("fold %d: complete, skipped", fold.fold)
+    todo = [case_id for case_id in fold.val if not _prediction_path(run_dir, case_id).is_file()]
+    if todo:
+        start = time.perf_counter()
+        predict_cached(cache, [run_dir], todo, run_dir / PREDICTIONS_DIRNAME, config, progress, cases)
+        record["predict_seconds"] = record.get("predict_seconds", 0.0) + time.perf_counter() - start
+    record["status"] = "complete"
+    atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
+    return record
+
+
+def predict_cached(
+    cache: Path,
+    run_dirs: list[Path],
+    case_ids: list[str],
+    out: Path,
+    config: CrossValidationConfig,
+    progress: bool = False,
+    cases: dict[str, Case] | None = None,
+) -> None:
+    """Predict cached cases with the (ensemble of) ``run_dirs``; write ``out/<case_id>.nii.gz`` masks (uint8) on
+    the original T2 grids: probabilities -> original grid (linear) -> threshold -> 3D post-processing.
+
+    When ``cases`` gives the cohort's case of an id, the prediction must lie on its label's grid.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from npcseg.inference.predictor import load_predictor
+
+    predictor = load_predictor(
+        list(run_dirs),
+        tta_flip=config.tta_flip,
+        postprocessing=config.postprocessing,
+        num_threads=config.training.num_threads,
+        threshold=config.training.threshold,
+    )
+    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("cases", total=len(case_ids))
+        for case_id in case_ids:
+            case = load_preprocessed(cache, case_id)
+            probability = to_original_grid(predictor.predict_preprocessed(case), case.record, is_mask=False)
+            mask = (sitk.GetArrayViewFromImage(probability) >= config.training.threshold).astype(np.uint8)
+            image = sitk.GetImageFromArray(postprocess(mask, config.postprocessing))
+            image.CopyInformation(probability)
+            source = cases.get(case_id) if cases is not None else None
+            if source is not None and source.label is not None:
+                _require_same_grid(image, source.label, cache, case_id)
+            write_image(image, out / f"{case_id}.nii.gz")
+            bar.advance(task)
+
+
+def _require_same_grid(prediction: sitk.Image, label: Path, cache: Path, case_id: str) -> None:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(label))
+    reader.ReadImageInformation()
+    label_grid = Grid(reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    mismatch = Grid.from_image(prediction).mismatch(label_grid)
+    if mismatch is not None:
+        raise ValueError(
+            f"{cache}: case {case_id!r} was cached from other images than {label} ({mismatch}); rebuild the cache"
+        )
+
+
+def _score(prediction_path: Path, case: Case, config: CrossValidationConfig) -> dict[str, float]:
+    assert case.label is not None
+    return score_prediction(prediction_path, case.label, tolerance_mm=config.tolerance_mm)
+
+
+def evaluate_external(
+    cohort: Path, cache: Path, out: Path, run_dirs: list[Path], config: CrossValidationConfig, progress: bool = True
+) -> EvaluationResult:
+    """Predict an external cohort with the ensemble of ``run_dirs``; score the labelled cases.
+
+    Writes ``out/predictions/<case_id>.nii.gz`` (existing ones kept), ``out/metrics.csv`` and
+    ``out/summary.json``. Cases without a label are predicted but not scored.
+    """
+    cases = cohort_cases(cohort, require_labels=False)
+    case_ids = [case.case_id for case in cases]
+    _check_cache(cache, case_ids, config.training.sequences)
+    by_id = {case.case_id: case for case in cases}
+    todo = [case_id for case_id in case_ids if not (out / PREDICTIONS_DIRNAME / f"{case_id}.nii.gz").is_file()]
+    if todo:
+        predict_cached(cache, run_dirs, todo, out / PREDICTIONS_DIRNAME, config, progress, by_id)
+    rows = [
+        {"case_id": case.case_id, **_score(out / PREDICTIONS_DIRNAME / f"{case.case_id}.nii.gz", case, config)}
+        for case in cases
+        if case.label is not None
+    ]
+    summary = {"package_version": npcseg.__version__, **summarize_metrics(rows), "config": config_to_dict(config)}
+    summary.update(cohort=str(cohort), num_predicted=len(case_ids), run_dirs=[str(path) for path in run_dirs])
+    atomic_write_text(out / METRICS_FILENAME, metrics_csv(rows))
+    atomic_write_text(out / SUMMARY_FILENAME, json.dumps(json_safe(summary), indent=1) + "\n")
+    return EvaluationResult(metrics=rows, summary=summary)
+
+
+def with_epochs(config: CrossValidationConfig, epochs: int) -> CrossValidationConfig:
+    """``config`` with ``training.epochs`` replaced."""
+    return dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=epochs))
+
+
+def resolve_config(
+    path: Path | None = None, num_folds: int | None = None, epochs: int | None = None
+) -> CrossValidationConfig:
+    """The defaults, overridden by a YAML file of (some) fields (nested sections merge key by key), then by
+    explicit ``num_folds`` / ``epochs`` (command-line options)."""
+    config = CrossValidationConfig()
+    if path is not None:
+        config = load_config_over(config, Path(path))
+    if num_folds is not None:
+        config = dataclasses.replace(config, num_folds=num_folds)
+    if epochs is not None:
+        config = with_epochs(config, epochs)
+    return config

@@ -1,0 +1,175 @@
+"""The run folder's bookkeeping files: claiming a folder for a run, ``run.json`` and ``log.csv``.
+
+``config.yaml`` is the folder's identity: it is written first, and a later call with another config, other case
+ids or a cache of another preprocessing config is refused with the differences listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import npcseg
+from npcseg.config import config_to_dict, load_config, save_config
+from npcseg.io.atomic import atomic_write_bytes, atomic_write_text
+from npcseg.preprocessing.cache import CONFIG_FILENAME as CACHE_CONFIG_FILENAME
+from npcseg.preprocessing.cache import load_cache_config
+from npcseg.preprocessing.config import PreprocessingConfig
+from npcseg.training.config import TrainingConfig
+
+CONFIG_FILENAME = "config.yaml"
+PREPROCESSING_FILENAME = "preprocessing.yaml"
+RUN_FILENAME = "run.json"
+LOG_FILENAME = "log.csv"
+LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_slice_dice", "seconds", "learning_rate")
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every differing leaf of two nested plain-data dicts."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        changes = []
+        for key in sorted(set(saved) | set(wanted), key=str):
+            changes.extend(differences(saved.get(key), wanted.get(key), f"{prefix}{key}."))
+        return changes
+    return [] if saved == wanted else [f"{prefix.rstrip('.')}: {saved!r} -> {wanted!r}"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of npcseg, torch, numpy and Python."""
+    return {
+        "npcseg": npcseg.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def read_run_record(run_dir: Path) -> dict[str, Any]:
+    """The content of ``RUN/run.json``."""
+    path = Path(run_dir) / RUN_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not a training run folder (no {RUN_FILENAME})")
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def update_run_record(run_dir: Path, **updates: Any) -> dict[str, Any]:
+    """Merge ``updates`` into ``run.json`` (dict values merge key by key) and write it atomically."""
+    record = read_run_record(run_dir)
+    for key, value in updates.items():
+        if isinstance(value, dict) and isinstance(record.get(key), dict):
+            record[key] = {**record[key], **value}
+        else:
+            record[key] = value
+    atomic_write_text(Path(run_dir) / RUN_FILENAME, json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def claim_run(
+    run_dir: Path, cache: Path, config: TrainingConfig, train_ids: list[str], val_ids: list[str]
+) -> dict[str, Any]:
+    """Set up ``run_dir`` for this run, or check that it holds this very run; returns its ``run.json``.
+
+    Raises:
+        ValueError: the folder holds other files, or a run with another config, other case ids, or trained on a
+            cache of another preprocessing config.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILENAME
+    cache_config = load_cache_config(cache)
+    if config_path.is_file():
+        saved = load_config(TrainingConfig, config_path)
+        changes = differences(config_to_dict(saved), config_to_dict(config))
+        if changes:
+            raise ValueError(
+                f"{run_dir}: holds a run with a different training config ({'; '.join(changes)}); "
+                "use a new run folder, or delete this one to start over"
+            )
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ValueError(f"{run_dir}: not empty and not a training run folder (no {CONFIG_FILENAME}); refusing")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, config_path)
+
+    preprocessing_path = run_dir / PREPROCESSING_FILENAME
+    if preprocessing_path.is_file():
+        saved_preprocessing = load_config(PreprocessingConfig, preprocessing_path)
+        changes = differences(config_to_dict(saved_preprocessing), config_to_dict(cache_config))
+        if changes:
+            raise ValueError(
+                f"{run_dir}: was trained on a cache with another preprocessing config than {cache} "
+                f"({'; '.join(changes)})"
+            )
+    else:
+        atomic_write_bytes(preprocessing_path, (Path(cache) / CACHE_CONFIG_FILENAME).read_bytes())
+
+    run_path = run_dir / RUN_FILENAME
+    if not run_path.is_file():
+        record: dict[str, Any] = {
+            "status": "created",
+            "versions": versions(),
+            "seed": config.seed,
+            "model": config.model,
+            "sequences": list(config.sequences),
+            "cache": str(cache),
+            "train_ids": list(train_ids),
+            "val_ids": list(val_ids),
+            "timings": {"created": _now()},
+            "sessions": 0,
+        }
+        atomic_write_text(run_path, json.dumps(record, indent=1) + "\n")
+        return record
+    record = read_run_record(run_dir)
+    for name, wanted in (("train_ids", train_ids), ("val_ids", val_ids)):
+        if list(record.get(name, [])) != list(wanted):
+            raise ValueError(
+                f"{run_dir}: holds a run with other {name} ({record.get(name)}, now {list(wanted)}); "
+                "use a new run folder"
+            )
+    return record
+
+
+def start_session(run_dir: Path, **facts: Any) -> None:
+    """Mark the run as running and count one more training session (facts: slice counts, parameters)."""
+    record = read_run_record(run_dir)
+    update_run_record(
+        run_dir,
+        status="running",
+        sessions=int(record.get("sessions", 0)) + 1,
+        versions=versions(),
+        timings={"last_session_started": _now()},
+        **facts,
+    )
+
+
+def finish_run(run_dir: Path, result: dict[str, Any], timings: dict[str, Any]) -> None:
+    """Mark the run complete with its result summary and timings."""
+    update_run_record(run_dir, status="complete", result=result, timings={**timings, "finished": _now()})
+
+
+def write_log(run_dir: Path, rows: list[dict[str, float]]) -> None:
+    """Rewrite ``log.csv`` (one row per finished epoch, columns :data:`LOG_COLUMNS`) atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: (int(row[key]) if key == "epoch" else repr(float(row[key]))) for key in LOG_COLUMNS})
+    atomic_write_text(Path(run_dir) / LOG_FILENAME, buffer.getvalue())
+
+
+def read_log(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of ``log.csv`` as floats (``epoch`` as a whole number)."""
+    with (Path(run_dir) / LOG_FILENAME).open(newline="") as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]

@@ -1,0 +1,394 @@
+"""Training of one network on a preprocessed cache, resumable (METHODS.md method 1, Training).
+
+``train`` fits the configured network to the training cases' slices with the configured loss (Dice) and Adam,
+validates on whole validation cases after every epoch (:mod:`npcseg.training.validation`), and keeps the run
+folder (see the DEU notes)::
+
+    RUN/config.yaml  preprocessing.yaml  checkpoint_last.pt  checkpoint_best.pt  log.csv  run.json
+
+Resuming. ``checkpoint_last.pt`` is written every ``checkpoint_every_steps`` optimiser steps and at every epoch
+end. It holds the weights, Adam's state, the epoch and step counters, the sampler's position inside the epoch's
+slice order, the augmentation generator's state, the global random states, the partial sums of the epoch's
+training loss and the log so far. Rerunning ``train`` on the same folder loads it and continues with the very
+next batch: the same slices, the same augmentations, hence (on the same machine and thread count) the same final
+weights and the same number of optimiser steps as a run never interrupted. A rerun with another config, other
+case ids or a cache built with another preprocessing config is refused; a finished run is reported, not retrained.
+
+Determinism: the weights' initialisation, the slice order and the augmentation derive from ``config.seed``;
+``torch.use_deterministic_algorithms`` is on while training (warn-only where an operation has no deterministic
+kernel); the thread count is ``config.num_threads``. Global torch settings are restored on return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from npcseg.data.augmentation import augment
+from npcseg.data.dataset import SliceDataset, SliceSampler, channel_indices, labelled_cases
+from npcseg.preprocessing.cache import list_preprocessed, load_cache_config
+from npcseg.training.checkpoint import (
+    BEST_FILENAME,
+    LAST_FILENAME,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from npcseg.training.config import TrainingConfig
+from npcseg.training.run_folder import LOG_FILENAME, claim_run, finish_run, read_run_record, start_session, write_log
+from npcseg.training.validation import validate
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LOG_FILENAME", "TrainResult", "holdout_split", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a call to :func:`train` did.
+
+    Attributes:
+        run_dir: the run folder.
+        already_complete: the run had finished before this call; nothing was trained.
+        resumed: this call continued an interrupted run from ``checkpoint_last.pt``.
+        num_epochs: epochs completed.
+        num_steps: optimiser steps taken in the whole run (all sessions).
+        best_epoch: the (1-based) epoch of ``checkpoint_best.pt``.
+        best_val_dice: its mean validation Dice (nan without validation cases).
+        seconds: training time of the whole run (all sessions), validation included.
+    """
+
+    run_dir: Path
+    already_complete: bool
+    resumed: bool
+    num_epochs: int
+    num_steps: int
+    best_epoch: int
+    best_val_dice: float
+    seconds: float
+
+
+def holdout_split(case_ids: list[str], validation_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """A seeded random split of ``case_ids`` into (train, validation), each sorted.
+
+    ``round(validation_fraction * n)`` cases (at least 1 when the fraction is above 0 and there are 2 or more
+    cases) go to validation.
+    """
+    ordered = sorted(case_ids)
+    num_validation = round(validation_fraction * len(ordered))
+    if validation_fraction > 0 and len(ordered) >= 2:
+        num_validation = min(max(num_validation, 1), len(ordered) - 1)
+    permutation = np.random.default_rng(seed).permutation(len(ordered))
+    validation = sorted(ordered[index] for index in permutation[:num_validation])
+    return [case for case in ordered if case not in validation], validation
+
+
+@contextlib.contextmanager
+def _torch_settings(num_threads: int) -> Iterator[None]:
+    """Deterministic algorithms and the thread count while training; the previous settings afterwards."""
+    previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
+
+
+def _check_cases(cache: Path, train_ids: list[str], val_ids: list[str], config: TrainingConfig) -> None:
+    if not train_ids:
+        raise ValueError("no training case ids given")
+    overlap = sorted(set(train_ids) & set(val_ids))
+    if overlap:
+        raise ValueError(f"case(s) {overlap} are in both the training and the validation ids")
+    available = set(list_preprocessed(cache))
+    missing = sorted(set(train_ids) - available) + sorted(set(val_ids) - available)
+    if missing:
+        raise ValueError(f"{cache}: case(s) {missing} are not in the preprocessed cache")
+    labelled = set(labelled_cases(cache))
+    unlabelled = sorted(set(train_ids) - labelled) + sorted(set(val_ids) - labelled)
+    if unlabelled:
+        raise ValueError(f"{cache}: case(s) {unlabelled} have no label; they cannot be used for training")
+    channel_indices(load_cache_config(cache).sequences, config.sequences, cache)
+
+
+@dataclass
+class _Progress:
+    """Mutable counters of a run (saved in ``checkpoint_last.pt``)."""
+
+    epoch: int = 0
+    step: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    best_val_dice: float = math.nan
+    epoch_loss_sum: float = 0.0
+    epoch_num_batches: int = 0
+    epoch_seconds: float = 0.0
+    seconds: float = 0.0
+    step_seconds: float = 0.0
+    num_slices: int = 0
+    history: list[dict[str, float]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def train(
+    cache: Path,
+    run_dir: Path,
+    config: TrainingConfig,
+    train_ids: list[str],
+    val_ids: list[str],
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config.model`` on the cached ``train_ids``, validating on ``val_ids``; resumable.
+
+    Args:
+        cache: preprocessed cache folder (``npcseg preprocess`` output); never modified.
+        run_dir: run folder, created; an existing one of the same run is resumed or reported complete.
+        config: the training settings (saved as ``config.yaml``).
+        train_ids: training case ids (labelled, in the cache).
+        val_ids: validation case ids (may be empty: no validation, ``checkpoint_best.pt`` is the last epoch's).
+        progress: show a rich progress bar (loss, last validation Dice).
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        FileNotFoundError: the cache is missing.
+        ValueError: unknown / unlabelled cases, a sequence missing from the cache, or a run folder holding a run
+            with another config, other case ids or another preprocessing config.
+    """
+    cache, run_dir = Path(cache), Path(run_dir)
+    train_ids, val_ids = list(train_ids), list(val_ids)
+    _check_cases(cache, train_ids, val_ids, config)
+    record = claim_run(run_dir, cache, config, train_ids, val_ids)
+    if record.get("status") == "complete":
+        logger.info("%s: run already complete, not retrained", run_dir)
+        return _result(run_dir, already_complete=True, resumed=False)
+    with _torch_settings(config.num_threads):
+        return _train(cache, run_dir, config, train_ids, val_ids, progress)
+
+
+def _result(run_dir: Path, *, already_complete: bool, resumed: bool) -> TrainResult:
+    summary = read_run_record(run_dir)["result"]
+    return TrainResult(
+        run_dir=run_dir,
+        already_complete=already_complete,
+        resumed=resumed,
+        num_epochs=int(summary["num_epochs"]),
+        num_steps=int(summary["num_steps"]),
+        best_epoch=int(summary["best_epoch"]),
+        best_val_dice=float(summary["best_val_dice"]) if summary["best_val_dice"] is not None else math.nan,
+        seconds=float(summary["seconds"]),
+    )
+
+
+def _batch(
+    dataset: SliceDataset, indices: list[int], config: TrainingConfig, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for index in indices:
+        image, label = augment(*dataset[index], config.augmentation, generator)
+        images.append(image)
+        labels.append(label)
+    return torch.stack(images), torch.stack(labels)
+
+
+def _train(
+    cache: Path, run_dir: Path, config: TrainingConfig, train_ids: list[str], val_ids: list[str], progress: bool
+) -> TrainResult:
+    from npcseg.losses import build_loss
+    from npcseg.models import build_model
+
+    session_start = time.perf_counter()
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.model_config())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_function = build_loss(config.loss, **config.loss_options)
+    train_data = SliceDataset(cache, train_ids, config.sequences)
+    val_data = SliceDataset(cache, val_ids, config.sequences) if val_ids else None
+    sampler = SliceSampler(
+        train_data.has_tumour,
+        tumour_fraction=config.tumour_oversampling,
+        max_slices_per_epoch=config.max_slices_per_epoch,
+        seed=config.seed,
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    state = _Progress(history=[])
+    last_path = run_dir / LAST_FILENAME
+    resumed = last_path.is_file()
+    if resumed:
+        payload = load_checkpoint(last_path)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        sampler.load_state_dict(payload["sampler_state"])
+        generator.set_state(payload["augmentation_rng"])
+        restore_rng_state(payload["rng"])
+        state = _Progress(**payload["progress"])
+        logger.info("%s: resuming at epoch %d, step %d", run_dir, state.epoch + 1, state.step)
+    else:
+        sampler.set_epoch(0)
+    assert state.history is not None
+    start_session(
+        run_dir,
+        model_parameters=sum(parameter.numel() for parameter in model.parameters()),
+        num_train_slices=len(train_data),
+        num_train_tumour_slices=train_data.num_tumour_slices,
+        num_val_slices=len(val_data) if val_data is not None else 0,
+    )
+
+    def save_last() -> None:
+        save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": state.epoch,
+                "step": state.step,
+                "best_score": state.best_score,
+                "progress": state.to_dict(),
+                "sampler_state": sampler.state_dict(),
+                "augmentation_rng": generator.get_state(),
+                "rng": capture_rng_state(),
+                "model_name": config.model,
+                "model_config": config.model_config_dict(),
+            },
+            last_path,
+        )
+
+    steps_per_epoch = -(-sampler.num_draws // config.batch_size)
+    done_steps = state.epoch * steps_per_epoch + -(-sampler.position // config.batch_size)
+    with _progress_bar(progress, config.epochs * steps_per_epoch, done_steps) as (bar, task):
+        while state.epoch < config.epochs:
+            if sampler.epoch != state.epoch:
+                sampler.set_epoch(state.epoch)
+            model.train()
+            while not sampler.is_epoch_done:
+                started = time.perf_counter()
+                images, labels = _batch(train_data, sampler.next_indices(config.batch_size), config, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_function(model(images), labels)
+                loss.backward()
+                optimizer.step()
+                state.step += 1
+                state.epoch_loss_sum += loss.item()
+                state.epoch_num_batches += 1
+                state.num_slices += images.shape[0]
+                step_seconds = time.perf_counter() - started
+                state.epoch_seconds += step_seconds
+                state.step_seconds += step_seconds
+                bar.update(task, advance=1, loss=loss.item(), epoch=state.epoch + 1)
+                every = config.checkpoint_every_steps
+                if every and state.step % every == 0 and not sampler.is_epoch_done:
+                    save_last()
+            _end_epoch(run_dir, config, model, loss_function, val_data, state)
+            bar.update(task, val_dice=state.history[-1]["val_dice"])
+            state.epoch += 1
+            state.epoch_loss_sum, state.epoch_num_batches, state.epoch_seconds = 0.0, 0, 0.0
+            sampler.set_epoch(state.epoch)
+            save_last()
+    logger.info("%s: trained %d epochs, %d steps", run_dir, state.epoch, state.step)
+    finish_run(
+        run_dir,
+        result={
+            "num_epochs": state.epoch,
+            "num_steps": state.step,
+            "best_epoch": state.best_epoch,
+            "best_val_dice": None if math.isnan(state.best_val_dice) else state.best_val_dice,
+            "last_val_dice": _finite_or_none(state.history[-1]["val_dice"]) if state.history else None,
+            "seconds": state.seconds,
+        },
+        timings={
+            "train_seconds": state.seconds,
+            "last_session_seconds": time.perf_counter() - session_start,
+            "seconds_per_epoch": state.seconds / max(state.epoch, 1),
+            "train_slices_per_second": state.num_slices / max(state.step_seconds, 1e-9),
+        },
+    )
+    return _result(run_dir, already_complete=False, resumed=resumed)
+
+
+def _end_epoch(
+    run_dir: Path,
+    config: TrainingConfig,
+    model: torch.nn.Module,
+    loss_function: torch.nn.Module,
+    val_data: SliceDataset | None,
+    state: _Progress,
+) -> None:
+    """Validate, log the epoch, and update ``checkpoint_best.pt`` when the validation Dice improved."""
+    assert state.history is not None
+    started = time.perf_counter()
+    result = (
+        validate(model, val_data, loss_function, threshold=config.threshold, batch_size=config.validation_batch_size)
+        if val_data is not None
+        else None
+    )
+    seconds = state.epoch_seconds + time.perf_counter() - started
+    state.seconds += seconds
+    epoch_number = state.epoch + 1
+    row = {
+        "epoch": epoch_number,
+        "train_loss": state.epoch_loss_sum / max(state.epoch_num_batches, 1),
+        "val_loss": result.loss if result is not None else math.nan,
+        "val_dice": result.dice if result is not None else math.nan,
+        "val_slice_dice": result.slice_dice if result is not None else math.nan,
+        "seconds": seconds,
+        "learning_rate": config.learning_rate,
+    }
+    state.history.append(row)
+    write_log(run_dir, state.history)
+    score = result.dice if result is not None else math.inf  # without validation the last epoch is the best
+    if score > state.best_score or result is None:
+        state.best_score = score
+        state.best_epoch = epoch_number
+        state.best_val_dice = result.dice if result is not None else math.nan
+        save_checkpoint(
+            {
+                "model": model.state_dict(),
+                "epoch": epoch_number,
+                "val_dice": state.best_val_dice,
+                "model_name": config.model,
+                "model_config": config.model_config_dict(),
+            },
+            run_dir / BEST_FILENAME,
+        )
+    logger.debug("epoch %d: %s", epoch_number, row)
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool, total: int, completed: int) -> Iterator[tuple[Any, Any]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("train epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("val Dice {task.fields[val_dice]:.3f}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, disable=not enabled) as bar:
+        task = bar.add_task("steps", total=total, completed=completed, epoch=1, loss=math.nan, val_dice=math.nan)
+        yield bar, task
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
