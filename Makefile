@@ -30,7 +30,7 @@ test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/foundation_speed.py
+	$(BIN)/python benchmarks/foundation_speed.py --cases 3
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

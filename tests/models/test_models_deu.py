@@ -94,6 +94,7 @@ def test_bad_input_sizes_are_value_errors(shape: tuple[int, ...]) -> None:
         ({"sequences": ()}, "sequences"),
         ({"sequences": ("t1", "t1")}, "sequences"),
         ({"negative_slope": 1.5}, "negative_slope"),
+        ({"prior_probability": 1.0}, "prior_probability"),
     ],
 )
 def test_invalid_configs_are_value_errors(overrides: dict[str, object], message: str) -> None:
@@ -111,3 +112,16 @@ def test_default_config_builds_the_documented_widths() -> None:
     model = DEU(config)
     assert model.head.in_channels == config.widths[0]
     assert model.dense.out_channels == 2 * config.widths[1] + config.num_dense_layers * config.growth_rate
+
+
+def test_initial_output_is_the_prior_tumour_probability() -> None:
+    """The head's bias starts at logit(prior): an input of zeros gives sigmoid(logits) == prior everywhere."""
+    model = build_model("deu", {**TINY, "prior_probability": 0.02}).eval()
+    with torch.no_grad():
+        probabilities = torch.sigmoid(model(torch.zeros(1, 2, 64, 64)))
+    weight_free = torch.sigmoid(model.head.bias).item()
+    assert weight_free == pytest.approx(0.02, rel=1e-6)
+    # with zero input the features are constant, so the probability map is close to the prior
+    assert probabilities.mean().item() == pytest.approx(0.02, abs=0.015)
+    default_bias = build_model("deu", {**TINY, "prior_probability": None}).head.bias.item()
+    assert abs(default_bias) < 1.0

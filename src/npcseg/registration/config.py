@@ -10,14 +10,11 @@ adds what made it reliably sub-millimetre on our phantoms and synthetic cohorts 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from npcseg.config import load_config, with_overrides
+from npcseg.config import load_config_over, read_yaml
 
 Optimizer = Literal["one_plus_one", "regular_step_gradient_descent"]
 Scales = Literal["explicit", "physical_shift"]
@@ -39,6 +36,10 @@ class RegistrationConfig:
     searches reached 0.3 mm. The pyramid coarsens only the fine in-plane axes of anisotropic images (a 4 mm
     slice axis is never shrunk), and the metric samples only where the images overlap
     (:attr:`overlap_margin_mm`). :meth:`paper` keeps the DEU paper's single-level (1+1)-ES.
+
+    Measured (``npcseg synth --cases 10 --seed 1``, full size, 20 T1/T1c pairs, TRE over the T2 head): default
+    mean 0.30 mm, worst case mean 0.50 mm, largest point error 0.53 mm, 11-43 s per pair; the paper preset on 8
+    of those pairs: mean 0.84 mm, worst case mean 1.92 mm, largest 2.17 mm, 220-330 s per pair.
     """
 
     name: str = "default"
@@ -186,22 +187,8 @@ def load_registration_config(path: Path, base: RegistrationConfig | None = None)
     Unknown keys and wrongly typed values are ``ValueError``s naming the file and the key. A file without a
     ``name`` records ``custom`` (or ``<base name>+custom``) in the QA files.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: registration config file not found")
-    try:
-        keys = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(keys, Mapping):
-        raise ValueError(f"{path}: expected a mapping of registration settings, got {type(keys).__name__}")
-    # load_config types the values (and reads 1e-4 as a number); only the keys the file sets override ``base``
-    loaded = load_config(RegistrationConfig, path)
     base = base if base is not None else RegistrationConfig()
-    overrides = {key: getattr(loaded, key) for key in keys}
-    if "name" not in overrides and overrides:
-        overrides["name"] = f"{base.name}+custom"
-    try:
-        return with_overrides(base, overrides)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{path}: {error}") from error
+    loaded = load_config_over(base, path)
+    if "name" not in (read_yaml(path) or {}) and loaded != base:
+        loaded = dataclasses.replace(loaded, name=f"{base.name}+custom")
+    return loaded
