@@ -87,9 +87,10 @@ def build_case(
 
 
 def tiny_network(seed: int, sequences: tuple[str, ...] = ("t1", "t2"), model: str = "deu") -> torch.nn.Module:
-    """A tiny DEU with seeded random weights."""
+    """A tiny DEU with seeded random weights and PyTorch's default output bias, so that its untrained
+    probabilities straddle 0.5 and thresholds split them (a prior-probability bias would put them all near 0)."""
     torch.manual_seed(seed)
-    config = dataclasses.replace(tiny_config(model), sequences=sequences)
+    config = dataclasses.replace(tiny_config(model), sequences=sequences, prior_probability=None)
     network = build_model(model, config)
     return network.eval()
 
