@@ -140,6 +140,17 @@ for _yaml_class in (_Loader, _Dumper):
     )
 
 
+def config_differences(saved: Any, wanted: Any, prefix: str = "", *, arrow: str = "->") -> list[str]:
+    """``key: old -> new`` for every differing leaf of two nested plain-data dicts (e.g. two
+    :func:`config_to_dict` results), nested keys joined with dots; empty when they are equal."""
+    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        changes = []
+        for key in sorted(set(saved) | set(wanted), key=str):
+            changes.extend(config_differences(saved.get(key), wanted.get(key), f"{prefix}{key}.", arrow=arrow))
+        return changes
+    return [] if saved == wanted else [f"{prefix.rstrip('.')}: {saved!r} {arrow} {wanted!r}"]
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file safely (no code runs), reading ``1e-4`` as a float as YAML 1.2 does.
 

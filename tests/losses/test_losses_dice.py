@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
 
 from npcseg.losses import DiceLoss, build_loss, loss_names, soft_dice
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_torch() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads; on a shared 2-core machine, contention made first calls take seconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _disc(size: int = 16, radius: float = 5.0) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +11,6 @@ import torch
 
 from npcseg.config import config_from_dict, config_to_dict
 from npcseg.models import build_model, model_config_class, model_names, tiny_config
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_torch() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads; on a shared 2-core machine, contention made first calls take seconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 SIZE = 64
 

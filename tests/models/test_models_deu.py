@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -10,16 +10,6 @@ import torch
 from npcseg.models import build_model, count_parameters, tiny_config
 from npcseg.models.deu import DEU, DEUConfig, DEUSingleConfig
 from npcseg.models.registry import register_model
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_torch() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads; on a shared 2-core machine, contention made first calls take seconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 TINY = {"widths": [8, 8, 16, 16, 16, 16], "growth_rate": 8, "num_dense_layers": 2, "bottleneck_factor": 2}
 

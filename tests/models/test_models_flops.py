@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-import torch
 from torch import nn
 
 from npcseg.models import build_model, count_flops, count_parameters
-
-
-@pytest.fixture(autouse=True)
-def _single_threaded_torch() -> Iterator[None]:
-    """Tiny tensors gain nothing from threads; on a shared 2-core machine, contention made first calls take seconds."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_conv_flops_are_twice_the_multiply_adds() -> None:

@@ -27,7 +27,7 @@ import SimpleITK as sitk
 import torch
 from torch import nn
 
-from npcseg.config import config_to_dict
+from npcseg.config import config_differences, config_to_dict
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
 from npcseg.inference.runs import TrainedRun, build_network, expand_model_dirs, read_run
 from npcseg.io.cohort import Case
@@ -69,17 +69,6 @@ class CasePrediction:
         return self.foreground_voxels * float(np.prod(self.mask.GetSpacing())) / 1000.0
 
 
-def _differences(first: dict[str, Any], other: dict[str, Any], prefix: str = "") -> list[str]:
-    changes = []
-    for key in sorted(set(first) | set(other)):
-        old, new = first.get(key), other.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_differences(old, new, f"{prefix}{key}."))
-        elif old != new:
-            changes.append(f"{prefix}{key}: {old!r} vs {new!r}")
-    return changes
-
-
 def _common_settings(runs: list[TrainedRun]) -> tuple[PreprocessingConfig, tuple[str, ...]]:
     """The pre-processing and input sequences every run shares; ``ValueError`` naming the first disagreement."""
     first = runs[0]
@@ -90,7 +79,9 @@ def _common_settings(runs: list[TrainedRun]) -> tuple[PreprocessingConfig, tuple
                 f"(sequences {list(run.sequences)}): the runs must take the same sequences"
             )
         if run.preprocessing != first.preprocessing:
-            changes = _differences(config_to_dict(first.preprocessing), config_to_dict(run.preprocessing))
+            changes = config_differences(
+                config_to_dict(first.preprocessing), config_to_dict(run.preprocessing), arrow="vs"
+            )
             raise ValueError(
                 f"cannot ensemble {first.run_dir} with {run.run_dir}: their preprocessing.yaml differ "
                 f"({'; '.join(changes)})"

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 import npcseg
-from npcseg.config import config_to_dict, load_config, save_config
+from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.io.atomic import atomic_path, atomic_write_text
 from npcseg.io.cohort import CASE_ID_PATTERN, Case, cases_of
 from npcseg.preprocessing.config import FIT, PreprocessingConfig
@@ -145,24 +145,13 @@ def resolve_config(config: PreprocessingConfig, registrations: Path | None) -> P
     return config.with_changes(registration_source="precomputed")
 
 
-def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
-    changes = []
-    for key in sorted(set(saved) | set(wanted)):
-        old, new = saved.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_differences(old, new, f"{prefix}{key}."))
-        elif old != new:
-            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changes
-
-
 def _claim(out: Path, config: PreprocessingConfig) -> None:
     """Write ``preprocessing.yaml``, or check that an existing cache was built with the same config."""
     config_path = out / CONFIG_FILENAME
     if config_path.is_file():
         saved = load_cache_config(out)
         if saved != config:
-            changes = _differences(config_to_dict(saved), config_to_dict(config))
+            changes = config_differences(config_to_dict(saved), config_to_dict(config))
             raise ValueError(
                 f"{out}: this cache was built with a different preprocessing config ({'; '.join(changes)}); "
                 "use a new output folder, or delete this one to rebuild it"

@@ -39,7 +39,7 @@ import numpy as np
 import SimpleITK as sitk
 
 import npcseg
-from npcseg.config import config_to_dict, load_config, load_config_over, save_config
+from npcseg.config import config_differences, config_to_dict, load_config, load_config_over, save_config
 from npcseg.data.splits import SPLITS_FILENAME, Fold, require_same_cases, save_splits, splits_for
 from npcseg.evaluation.scoring import json_safe, metrics_csv, score_prediction, summarize_metrics
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
@@ -272,22 +272,11 @@ def _check_claim(out: Path, config: CrossValidationConfig) -> None:
     saved = config_to_dict(load_config(CrossValidationConfig, path))
     wanted = config_to_dict(config)  # plain data: a YAML round trip turns tuples in dict fields into lists
     if saved != wanted:
-        changes = _differences(saved, wanted)
+        changes = config_differences(saved, wanted)
         raise ValueError(
             f"{out}: this cross-validation folder was run with other settings ({'; '.join(changes)}); "
             "use a new output folder"
         )
-
-
-def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
-    changes = []
-    for key in sorted(set(saved) | set(wanted)):
-        old, new = saved.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes.extend(_differences(old, new, f"{prefix}{key}."))
-        elif old != new:
-            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changes
 
 
 def _use_splits(path: Path, folds: list[Fold], case_ids: list[str], num_folds: int) -> list[Fold]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import npcseg
-from npcseg.config import config_to_dict, load_config, save_config
+from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.io.atomic import atomic_write_bytes, atomic_write_text
 from npcseg.preprocessing.cache import CONFIG_FILENAME as CACHE_CONFIG_FILENAME
 from npcseg.preprocessing.cache import load_cache_config
@@ -34,16 +34,6 @@ LOG_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_slice_dice", 
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every differing leaf of two nested plain-data dicts."""
-    if isinstance(saved, dict) and isinstance(wanted, dict):
-        changes = []
-        for key in sorted(set(saved) | set(wanted), key=str):
-            changes.extend(differences(saved.get(key), wanted.get(key), f"{prefix}{key}."))
-        return changes
-    return [] if saved == wanted else [f"{prefix.rstrip('.')}: {saved!r} -> {wanted!r}"]
 
 
 def versions() -> dict[str, str]:
@@ -91,7 +81,7 @@ def claim_run(
     cache_config = load_cache_config(cache)
     if config_path.is_file():
         saved = load_config(TrainingConfig, config_path)
-        changes = differences(config_to_dict(saved), config_to_dict(config))
+        changes = config_differences(config_to_dict(saved), config_to_dict(config))
         if changes:
             raise ValueError(
                 f"{run_dir}: holds a run with a different training config ({'; '.join(changes)}); "
@@ -106,7 +96,7 @@ def claim_run(
     preprocessing_path = run_dir / PREPROCESSING_FILENAME
     if preprocessing_path.is_file():
         saved_preprocessing = load_config(PreprocessingConfig, preprocessing_path)
-        changes = differences(config_to_dict(saved_preprocessing), config_to_dict(cache_config))
+        changes = config_differences(config_to_dict(saved_preprocessing), config_to_dict(cache_config))
         if changes:
             raise ValueError(
                 f"{run_dir}: was trained on a cache with another preprocessing config than {cache} "
