@@ -15,10 +15,10 @@ def demo_command(
     seed: int = typer.Option(2020, "--seed", help="Cohort seed."),
     size: str = typer.Option("full", "--size", help="Synthetic acquisition preset: 'full' or 'small'."),
     folds: int = typer.Option(3, "--folds", help="Cross-validation folds."),
-    epochs: int = typer.Option(8, "--epochs", help="Training epochs per fold."),
+    epochs: int = typer.Option(7, "--epochs", help="Training epochs per fold."),
     workers: int = typer.Option(2, "--workers", "-w", help="Worker processes for per-case stages."),
 ) -> None:
-    """Synthesise, validate, register (with TRE), preprocess, cross-validate DEU, and contour a new patient."""
+    """Synthesise, validate, register T1 to T2 (with TRE), preprocess, cross-validate DEU, contour a new patient."""
     with user_errors():
         import numpy as np
         from rich.console import Console
