@@ -10,7 +10,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from npcseg.io.validation import ValidationReport
+    from npcseg.io.validation_report import ValidationReport
 
 
 def validate_command(
@@ -33,7 +33,8 @@ def validate_command(
     from npcseg.cli.errors import user_errors
     from npcseg.io.atomic import atomic_write_text
     from npcseg.io.cohort import cases_dir
-    from npcseg.io.validation import CaseSummary, validate_cohort
+    from npcseg.io.validation import validate_cohort
+    from npcseg.io.validation_report import CaseSummary
 
     console = Console()
     with user_errors():
@@ -71,7 +72,7 @@ def _print_report(console: Console, report: ValidationReport) -> None:
     from rich.table import Table
 
     from npcseg.io.cohort import SEQUENCES
-    from npcseg.io.validation import ImageSummary, Problem
+    from npcseg.io.validation_report import ImageSummary, Problem
 
     def describe(summary: ImageSummary | None) -> str:
         if summary is None:
