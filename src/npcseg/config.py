@@ -182,8 +182,12 @@ def load_config_over(base: T, path: Path) -> T:
     data = read_yaml(path) or {}
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
-    merged = _merge(config_to_dict(base), data)
-    return config_from_dict(type(base), merged, where=str(path))
+    return merge_over(base, data, where=str(path))
+
+
+def merge_over(base: T, data: Mapping[str, Any], *, where: str = "config") -> T:
+    """``base`` with (some) fields replaced by ``data``; nested sections merge key by key (checked like a file)."""
+    return config_from_dict(type(base), _merge(config_to_dict(base), data), where=where)
 
 
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,23 @@ import logging
 
 import typer
 
-from npcseg.cli import cv, demo, experiment, predict, preprocess, register, synth, train, validate
+from npcseg.cli import (
+    compare,
+    cv,
+    demo,
+    evaluate,
+    experiment,
+    export,
+    import_data,
+    predict,
+    preprocess,
+    register,
+    report,
+    stats,
+    synth,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     name="npcseg",
@@ -33,6 +49,12 @@ app.command("train")(train.train_command)
 app.command("predict")(predict.predict_command)
 app.command("cv")(cv.cv_command)
 app.add_typer(experiment.experiment_app, name="experiment")
+app.command("compare")(compare.compare_command)
+app.command("evaluate")(evaluate.evaluate_command)
+app.add_typer(stats.stats_app, name="stats")
+app.command("report")(report.report_command)
+app.add_typer(import_data.import_app, name="import")
+app.add_typer(export.export_app, name="export")
 
 
 if __name__ == "__main__":

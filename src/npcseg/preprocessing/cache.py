@@ -30,6 +30,7 @@ from npcseg.config import config_differences, config_to_dict, load_config, save_
 from npcseg.io.atomic import atomic_path, atomic_write_text
 from npcseg.io.cohort import CASE_ID_PATTERN, Case, cases_of
 from npcseg.preprocessing.config import FIT, PreprocessingConfig
+from npcseg.preprocessing.normalization import dataset_maxima
 from npcseg.preprocessing.pipeline import PreprocessedCase, preprocess_case
 
 logger = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ def preprocess_cohort(
     Args:
         cohort: a cohort folder (``COHORT/cases/<case_id>/``) or a single case folder; never modified.
         out: the cache folder (created).
-        config: the settings; with ``registrations`` its ``registration_source`` becomes ``precomputed``.
+        config: the settings; with ``registrations`` its ``registration_source`` becomes ``precomputed``; with
+            ``dataset_max`` normalisation and no maxima given, the maxima are measured over this cohort.
         registrations: the folder written by ``npcseg register`` (``<case_id>/<sequence>.tfm``), or ``None``.
         num_workers: cases processed in parallel (separate processes) when above 1.
         progress: show a rich progress bar.
@@ -228,6 +230,10 @@ def preprocess_cohort(
         if not CASE_ID_PATTERN.match(case.case_id):
             raise ValueError(f"{case.folder}: case id {case.case_id!r} is not a valid case id")
         case.require(config.required_sequences)
+    if config.normalization == "dataset_max" and config.dataset_max is None:
+        image_paths = [(sequence, case.image(sequence)) for case in cases for sequence in config.sequences]
+        config = config.with_changes(dataset_max=dataset_maxima(image_paths))
+        logger.info("dataset maxima over %d case(s): %s", len(cases), config.dataset_max)
     _claim(out, config)
 
     done = set(list_preprocessed(out))

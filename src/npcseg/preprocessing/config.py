@@ -22,7 +22,7 @@ from npcseg.io.cohort import SEQUENCES
 from npcseg.registration.config import RegistrationConfig
 
 LabelResampling = Literal["linear_threshold", "nearest"]
-Normalization = Literal["minmax", "percentile", "none"]
+Normalization = Literal["minmax", "percentile", "dataset_max", "none"]
 RegistrationSource = Literal["register", "precomputed", "identity"]
 FIT = "fit"
 """``spacing_from`` value: resize the reference field of view so its larger side spans S voxels."""
@@ -52,8 +52,12 @@ class PreprocessingConfig:
     label_resampling: LabelResampling = "linear_threshold"
     """How the label reaches the output grid: ``linear_threshold`` (default, see above) or ``nearest``."""
     normalization: Normalization = "minmax"
-    """Per-volume intensities: ``minmax`` to [0, 1], ``percentile`` (clip to the percentiles, then min-max) or
-    ``none``."""
+    """Intensities: per volume ``minmax`` to [0, 1] or ``percentile`` (clip to the percentiles, then min-max);
+    ``dataset_max`` (divide by the sequence's maximum over the dataset, SeqSeg) or ``none``."""
+    dataset_max: dict[str, float] | None = None
+    """``dataset_max`` normalisation: sequence -> its maximum over the training dataset. ``None`` until
+    ``npcseg preprocess`` measures it over the cohort and records it in the cache's config (which travels with
+    trained runs, so new patients are scaled by the training maxima)."""
     percentile_low: float = 0.5
     """Lower clipping percentile (``percentile`` normalisation only), in [0, 100)."""
     percentile_high: float = 99.5
@@ -88,6 +92,11 @@ class PreprocessingConfig:
                 f"percentiles must satisfy 0 <= percentile_low < percentile_high <= 100, got "
                 f"{self.percentile_low}, {self.percentile_high}"
             )
+        if self.dataset_max is not None:
+            missing = [sequence for sequence in self.sequences if sequence not in self.dataset_max]
+            bad = {key: value for key, value in self.dataset_max.items() if not (math.isfinite(value) and value > 0)}
+            if missing or bad:
+                raise ValueError(f"dataset_max needs a positive value for every sequence; missing {missing}, bad {bad}")
         if self.slice_size < 1:
             raise ValueError(f"slice_size must be a positive number of voxels, got {self.slice_size}")
 
@@ -114,10 +123,10 @@ class PreprocessingConfig:
         """SeqSeg (Tao et al. 2022): T1, T1c, T2 channels, 384 x 384 slices.
 
         The paper resizes images to 384 x 384, which ``spacing_from='fit'`` does (the T2 field of view spans
-        384 voxels). It rescales each channel by its maximum over the whole dataset; a cache is built case by
-        case, so we normalise per volume (min-max) instead, which also maps each channel to [0, 1].
+        384 voxels). It rescales each channel by its maximum over the whole dataset (``dataset_max``, measured
+        by ``npcseg preprocess`` over the cohort being pre-processed).
         """
-        return cls(sequences=("t1", "t1c", "t2"), spacing_from=FIT, slice_size=384)
+        return cls(sequences=("t1", "t1c", "t2"), spacing_from=FIT, slice_size=384, normalization="dataset_max")
 
     def with_changes(self, **changes: object) -> PreprocessingConfig:
         """A copy with some fields replaced (validated)."""

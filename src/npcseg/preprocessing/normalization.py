@@ -3,6 +3,10 @@
 * ``minmax``: ``(x - min) / (max - min)`` over the whole volume, so values span exactly [0, 1] (DEU).
 * ``percentile``: clip to the ``[p_low, p_high]`` percentiles ``[a, b]`` of the volume, then
   ``(x - a) / (b - a)``; robust to a few very bright voxels (flow artefacts, fat).
+* ``dataset_max``: ``x / M_s`` with ``M_s`` the maximum intensity of sequence ``s`` over the whole training
+  dataset (SeqSeg), clipped to [0, 1]; the same ``M_s`` serves every case, including new patients, so relative
+  brightness between patients is kept. ``M_s`` is measured by :func:`dataset_maxima` and recorded in the
+  preprocessing config.
 * ``none``: values unchanged (cast to float32), for data normalised elsewhere.
 
 A constant volume (``max == min``) maps to all zeros rather than dividing by zero. The fitted parameters
@@ -11,13 +15,17 @@ travel in the case record so the mapping can be reproduced or undone.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import SimpleITK as sitk
 
-NormalizationMethod = Literal["minmax", "percentile", "none"]
-NORMALIZATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "none")
+NormalizationMethod = Literal["minmax", "percentile", "dataset_max", "none"]
+NORMALIZATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "dataset_max", "none")
 
 
 @dataclass(frozen=True)
@@ -61,19 +69,28 @@ def fit_normalization(
     *,
     percentile_low: float = 0.5,
     percentile_high: float = 99.5,
+    dataset_maximum: float | None = None,
 ) -> IntensityScaling:
     """Fit the normalisation of one volume.
 
     Args:
         array: the volume's intensities (any shape); must be finite.
-        method: ``minmax``, ``percentile`` or ``none``.
+        method: ``minmax``, ``percentile``, ``dataset_max`` or ``none``.
         percentile_low: lower percentile in [0, 100] (``percentile`` only).
         percentile_high: upper percentile in [0, 100], above ``percentile_low`` (``percentile`` only).
+        dataset_maximum: the sequence's maximum over the dataset, positive (``dataset_max`` only, required).
     """
     if method not in NORMALIZATION_METHODS:
         raise ValueError(f"unknown normalisation {method!r}; use one of {list(NORMALIZATION_METHODS)}")
     if method == "none":
         return IntensityScaling(method="none", low=0.0, high=1.0)
+    if method == "dataset_max":
+        if dataset_maximum is None or not (math.isfinite(dataset_maximum) and dataset_maximum > 0):
+            raise ValueError(
+                f"dataset_max normalisation needs a positive dataset maximum, got {dataset_maximum}; "
+                "`npcseg preprocess` measures it over the cohort"
+            )
+        return IntensityScaling(method="dataset_max", low=0.0, high=float(dataset_maximum))
     values = np.asarray(array)
     if values.size == 0:
         raise ValueError("cannot normalise an empty volume")
@@ -99,3 +116,32 @@ def normalize(
     """Fit and apply the normalisation of one volume; returns the float32 values and the fitted mapping."""
     scaling = fit_normalization(array, method, percentile_low=percentile_low, percentile_high=percentile_high)
     return scaling.apply(array), scaling
+
+
+def dataset_maxima(image_paths: Iterable[tuple[str, Path]]) -> dict[str, float]:
+    """The maximum intensity of each sequence over a dataset's raw image files.
+
+    Args:
+        image_paths: ``(sequence, path)`` pairs, e.g. every case's T1, T1c and T2 files.
+
+    Returns:
+        sequence -> maximum voxel value over its files. (Linear resampling never exceeds the maximum of its
+        input, so this bounds the resampled volumes too.)
+
+    Raises:
+        ValueError: a file holds NaN/Inf or a sequence's maximum is not positive (naming the file/sequence).
+    """
+    maxima: dict[str, float] = {}
+    statistics = sitk.StatisticsImageFilter()
+    for sequence, path in image_paths:
+        statistics.Execute(sitk.ReadImage(str(path), sitk.sitkFloat32))
+        maximum = statistics.GetMaximum()
+        if not math.isfinite(maximum):
+            raise ValueError(f"{path}: intensities are not finite (maximum {maximum})")
+        maxima[sequence] = max(maxima.get(sequence, -math.inf), maximum)
+    for sequence, maximum in maxima.items():
+        if not maximum > 0:
+            raise ValueError(
+                f"sequence {sequence}: dataset maximum {maximum} is not positive; use another normalisation"
+            )
+    return maxima

@@ -7,7 +7,7 @@ Forward (:func:`preprocess_case`):
    the target in-plane spacing; every sequence resampled onto it linearly (moving ones through their
    transform; outside its field of view a sequence takes its own minimum, which normalises to 0), the label by
    ``linear_threshold`` or ``nearest``;
-3. per-volume normalisation (:mod:`npcseg.preprocessing.normalization`);
+3. intensity normalisation (per volume, or by the dataset maximum) (:mod:`npcseg.preprocessing.normalization`);
 4. centred zero-pad / crop of every slice to S x S (:mod:`npcseg.preprocessing.cropping`).
 
 Everything needed to go back is in the case record (plain JSON data). Backward (:func:`to_original_grid`):
@@ -206,6 +206,7 @@ def preprocess_case(
             config.normalization,
             percentile_low=config.percentile_low,
             percentile_high=config.percentile_high,
+            dataset_maximum=(config.dataset_max or {}).get(sequence),
         )
         normalization[sequence] = scaling.to_dict()
         channels.append(crop_pad.apply(scaling.apply(values)))
