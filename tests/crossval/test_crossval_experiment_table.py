@@ -10,12 +10,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from npcseg.evaluation.experiment import (
-    build_input_table,
-    format_mean_sd,
-    format_p_value,
-    write_table,
-)
+from npcseg.evaluation.experiment import build_input_table
+from npcseg.evaluation.table import build_table, format_mean_sd, format_p_value, wilcoxon_p, write_table
 
 T1 = {"dice": [0.61, 0.55, 0.70, 0.58, 0.66], "sensitivity": [0.6, 0.5, 0.7, 0.6, 0.7], "precision": [0.7] * 5}
 T2 = {"dice": [0.64, 0.80, 0.52, 0.71, 0.59], "sensitivity": [0.7, 0.8, 0.5, 0.7, 0.6], "precision": [0.6] * 5}
@@ -28,13 +24,13 @@ DUAL = {
 
 def test_crossval_table_values_match_numpy_and_scipy() -> None:
     table = build_input_table({"T1": T1, "T2": T2, "T1+T2": DUAL})
-    assert [row.input for row in table.rows] == ["T1", "T2", "T1+T2"]
+    assert [row.name for row in table.rows] == ["T1", "T2", "T1+T2"]
     for row, values in zip(table.rows, (T1, T2, DUAL), strict=True):
         assert row.num_cases == 5
         for metric in ("dice", "sensitivity", "precision"):
             assert row.mean[metric] == pytest.approx(np.mean(values[metric]), abs=1e-15)
             assert row.sd[metric] == pytest.approx(np.std(values[metric], ddof=1), abs=1e-15)
-            if row.input == "T1+T2":
+            if row.name == "T1+T2":
                 assert row.p_value[metric] is None
             else:
                 expected = stats.mannwhitneyu(values[metric], DUAL[metric], alternative="two-sided").pvalue
@@ -66,7 +62,20 @@ def test_crossval_table_drops_non_finite_and_checks_input() -> None:
     table = build_input_table({"A": {"dice": [0.5, math.nan, 0.7]}, "B": {"dice": [0.9, 0.8]}}, "B", ("dice",))
     assert table.rows[0].mean["dice"] == pytest.approx(0.6)
     assert table.rows[0].p_value["dice"] == float(stats.mannwhitneyu([0.5, 0.7], [0.9, 0.8]).pvalue)
-    with pytest.raises(ValueError, match="reference input 'C'"):
+    with pytest.raises(ValueError, match="reference 'C'"):
         build_input_table({"A": {"dice": [0.5]}}, "C", ("dice",))
     with pytest.raises(ValueError, match="no values for metric"):
         build_input_table({"A": {"dice": [0.5]}}, "A", ("dice", "precision"))
+
+
+def test_wilcoxon_table_pairs_patients_and_matches_scipy() -> None:
+    reference = [0.80, 0.82, 0.85, 0.79, 0.90, 0.88]
+    other = [0.70, 0.84, 0.75, 0.71, math.nan, 0.80]
+    table = build_table({"A": {"dice": other}, "B": {"dice": reference}}, "B", ("dice",), test="wilcoxon")
+    keep = [index for index, value in enumerate(other) if math.isfinite(value)]
+    expected = stats.wilcoxon([other[i] for i in keep], [reference[i] for i in keep]).pvalue
+    assert table.rows[0].p_value["dice"] == expected
+    assert "Wilcoxon" in table.to_markdown()
+    assert wilcoxon_p([0.5, 0.6], [0.5, 0.6]) == 1.0
+    with pytest.raises(ValueError, match="differ in length"):
+        wilcoxon_p([0.5], [0.5, 0.6])

@@ -17,20 +17,13 @@ Layout of ``OUT``::
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy import stats
-
-from npcseg.io.atomic import atomic_write_text
+from npcseg.evaluation.table import MetricTable, build_table, write_table
 
 if TYPE_CHECKING:
     from npcseg.training.crossval import CrossValidationConfig, CrossValidationResult
@@ -64,167 +57,16 @@ INPUT_ARMS: tuple[InputArm, ...] = (
 REFERENCE_ARM = "T1+T2"
 TABLE_METRICS: tuple[str, ...] = ("dice", "sensitivity", "precision")
 """The metrics of the paper's Table 1 (names of :class:`npcseg.evaluation.metrics.SegmentationMetrics` fields)."""
-METRIC_TITLES = {"dice": "DSC", "sensitivity": "Sensitivity", "precision": "Precision"}
-TEST_NAME = "two-sided Mann-Whitney U (scipy.stats.mannwhitneyu, method='auto')"
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One input's line of the table.
-
-    Attributes:
-        input: the arm's name.
-        num_cases: number of patients.
-        mean: metric -> mean over patients (finite values only).
-        sd: metric -> sample standard deviation (ddof = 1).
-        p_value: metric -> two-sided Mann-Whitney U p-value against the reference arm; ``None`` on the reference.
-    """
-
-    input: str
-    num_cases: int
-    mean: dict[str, float] = field(default_factory=dict)
-    sd: dict[str, float] = field(default_factory=dict)
-    p_value: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class InputTable:
-    """The input-experiment table (paper Table 1).
-
-    Attributes:
-        rows: one row per input, in the order given.
-        metrics: the metric columns.
-        reference: the arm every other one is tested against.
-    """
-
-    rows: tuple[TableRow, ...]
-    metrics: tuple[str, ...]
-    reference: str
-
-    def records(self) -> list[dict[str, Any]]:
-        """Flat records (one per input): ``input, num_cases, <metric>_mean, <metric>_sd, <metric>_p``."""
-        records = []
-        for row in self.rows:
-            record: dict[str, Any] = {"input": row.input, "num_cases": row.num_cases}
-            for metric in self.metrics:
-                record[f"{metric}_mean"] = row.mean[metric]
-                record[f"{metric}_sd"] = row.sd[metric]
-                record[f"{metric}_p"] = row.p_value[metric]
-            records.append(record)
-        return records
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-able description: test, reference, metrics and the records."""
-        return {
-            "test": TEST_NAME,
-            "reference": self.reference,
-            "metrics": list(self.metrics),
-            "rows": [_json_safe(record) for record in self.records()],
-        }
-
-    def to_csv(self) -> str:
-        """The records as CSV text (empty p-value on the reference row)."""
-        buffer = io.StringIO()
-        records = self.records()
-        writer = csv.DictWriter(buffer, fieldnames=list(records[0]), lineterminator="\n")
-        writer.writeheader()
-        for record in records:
-            writer.writerow({key: "" if value is None else value for key, value in record.items()})
-        return buffer.getvalue()
-
-    def to_markdown(self) -> str:
-        """A Markdown table: ``mean ± sd`` per metric and the p-value against the reference."""
-        header = ["Input", "n"]
-        for metric in self.metrics:
-            header += [METRIC_TITLES.get(metric, metric), f"p ({METRIC_TITLES.get(metric, metric)})"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in self.rows:
-            cells = [row.input, str(row.num_cases)]
-            for metric in self.metrics:
-                cells += [format_mean_sd(row.mean[metric], row.sd[metric]), format_p_value(row.p_value[metric])]
-            lines.append("| " + " | ".join(cells) + " |")
-        note = f"\np: {TEST_NAME} of each input's per-patient values against {self.reference}'s.\n"
-        return "\n".join(lines) + "\n" + note
-
-
-def format_mean_sd(mean: float, sd: float, digits: int = 3) -> str:
-    """``0.721 ± 0.036`` (``nan`` shown as ``n/a``)."""
-    return f"{_number(mean, digits)} ± {_number(sd, digits)}"
-
-
-def format_p_value(p_value: float | None) -> str:
-    """``0.047``, ``< 0.001`` for tiny values, ``ref`` for the reference arm, ``n/a`` for nan."""
-    if p_value is None:
-        return "ref"
-    if math.isnan(p_value):
-        return "n/a"
-    return "< 0.001" if p_value < 0.001 else f"{p_value:.3f}"
-
-
-def _number(value: float, digits: int) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def _json_safe(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in record.items()}
-
-
-def _finite(values: Sequence[float] | np.ndarray) -> np.ndarray:
-    array = np.asarray(list(values), dtype=float)
-    return array[np.isfinite(array)]
-
-
-def mann_whitney_p(sample: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray) -> float:
-    """Two-sided Mann-Whitney U p-value of two samples (non-finite values dropped); nan if either is empty."""
-    first, second = _finite(sample), _finite(reference)
-    if first.size == 0 or second.size == 0:
-        return math.nan
-    return float(stats.mannwhitneyu(first, second, alternative="two-sided").pvalue)
 
 
 def build_input_table(
     values: Mapping[str, Mapping[str, Sequence[float]]],
     reference: str = REFERENCE_ARM,
     metrics: Sequence[str] = TABLE_METRICS,
-) -> InputTable:
-    """Build the table from per-patient metric values.
-
-    Args:
-        values: arm name -> metric -> one value per patient (non-finite values are left out of every statistic).
-        reference: the arm the others are tested against (must be in ``values``).
-        metrics: the metric columns.
-
-    Returns:
-        Rows in the order of ``values``: mean, sample sd (ddof = 1; nan with fewer than 2 values) and, except on
-        the reference row, the two-sided Mann-Whitney U p-value against the reference.
-
-    Raises:
-        ValueError: when ``reference`` or a metric is missing.
-    """
-    if reference not in values:
-        raise ValueError(f"reference input {reference!r} is not among the inputs {list(values)}")
-    rows = []
-    for name, by_metric in values.items():
-        missing = [metric for metric in metrics if metric not in by_metric]
-        if missing:
-            raise ValueError(f"input {name!r} has no values for metric(s) {missing}")
-        mean, sd, p_values = {}, {}, {}
-        for metric in metrics:
-            finite = _finite(by_metric[metric])
-            mean[metric] = float(finite.mean()) if finite.size else math.nan
-            sd[metric] = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-            p_values[metric] = None if name == reference else mann_whitney_p(finite, values[reference][metric])
-        num_cases = len(next(iter(by_metric.values()))) if by_metric else 0
-        rows.append(TableRow(input=name, num_cases=num_cases, mean=mean, sd=sd, p_value=p_values))
-    return InputTable(rows=tuple(rows), metrics=tuple(metrics), reference=reference)
-
-
-def write_table(table: InputTable, out: Path) -> None:
-    """Write ``table.csv``, ``table.json`` and ``table.md`` into ``out`` (atomically)."""
-    out = Path(out)
-    atomic_write_text(out / "table.csv", table.to_csv())
-    atomic_write_text(out / "table.json", json.dumps(table.to_json(), indent=1) + "\n")
-    atomic_write_text(out / "table.md", table.to_markdown())
+) -> MetricTable:
+    """The paper's table from per-patient values (arm -> metric -> values): mean, sd and the two-sided
+    Mann-Whitney U p-value of each arm against ``reference`` (see :func:`npcseg.evaluation.table.build_table`)."""
+    return build_table(values, reference, metrics, test="mann-whitney", label="Input")
 
 
 @dataclass(frozen=True)
@@ -238,7 +80,7 @@ class InputExperimentResult:
     """
 
     out: Path
-    table: InputTable
+    table: MetricTable
     arms: dict[str, CrossValidationResult]
 
 
