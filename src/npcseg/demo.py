@@ -10,7 +10,8 @@
 5. cross-validate the dual-sequence DEU briefly (few folds, few epochs, a narrow network, so it fits the CPU
    budget; the published schedule is 10 folds x 200 epochs);
 6. contour the new patient fully automatically with the ensemble of the folds (raw sequences in, mask on its
-   original T2 grid out) and score it against its label.
+   original T2 grid out) and score it against its label;
+7. write the HTML report of the cross-validation and the new patient (``report.html``, :mod:`npcseg.report`).
 
 Every stage writes under ``out/`` and is resumable, so a second run reuses what is there.
 """
@@ -70,6 +71,7 @@ class DemoResult:
     preprocessed: Path
     crossvalidation: Path
     prediction: Path
+    report: Path
     seconds: dict[str, float] = field(default_factory=dict)
     tre_rows: list[dict[str, Any]] = field(default_factory=list)
     cv_summary: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +89,7 @@ class DemoResult:
                 "preprocessed": str(self.preprocessed),
                 "crossvalidation": str(self.crossvalidation),
                 "prediction": str(self.prediction),
+                "report": str(self.report),
                 "seconds": self.seconds,
                 "target_registration_error": self.tre_rows,
                 "crossvalidation_summary": self.cv_summary,
@@ -107,6 +110,7 @@ def run_demo(out: Path, config: DemoConfig | None = None, progress: bool = True)
     from npcseg.preprocessing.config import preset as preprocessing_preset
     from npcseg.registration.cohort import evaluate_tre, register_cohort
     from npcseg.registration.config import RegistrationConfig
+    from npcseg.report import load_source, scored_case, write_report
     from npcseg.synth.cohort import synthesize_cohort
     from npcseg.synth.config import preset_config
     from npcseg.training.config import TrainingConfig
@@ -122,6 +126,7 @@ def run_demo(out: Path, config: DemoConfig | None = None, progress: bool = True)
         preprocessed=out / "preprocessed",
         crossvalidation=out / "crossvalidation",
         prediction=out / "prediction",
+        report=out / "report.html",
     )
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "demo.yaml")
@@ -195,6 +200,15 @@ def run_demo(out: Path, config: DemoConfig | None = None, progress: bool = True)
         result.prediction / f"{new_case.name}.nii.gz", new_case / "label.nii.gz"
     )
     timed("predict new patient", start)
+
+    start = time.perf_counter()
+    new_result = scored_case(
+        new_case, result.prediction / f"{new_case.name}.nii.gz", result.new_patient_metrics, "new patient"
+    )
+    write_report(
+        load_source(result.crossvalidation).with_cases([new_result], "new patient"), result.report, num_cases=2
+    )
+    logger.info("demo: report %s written in %.1f s", result.report, time.perf_counter() - start)
 
     atomic_write_text(out / "demo.json", json.dumps(result.to_dict(), indent=2))
     return result

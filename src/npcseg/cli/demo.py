@@ -58,3 +58,4 @@ def demo_command(
         console.print(f"  cross-validation:  {result.crossvalidation}  (metrics.csv, summary.json, fold_*/)")
         console.print(f"  new patient mask:  {result.prediction}")
         console.print(f"  record:            {result.out / 'demo.json'}")
+        console.print(f"  report:            {result.report}  (open in a browser; works offline)")

@@ -237,17 +237,33 @@ def run_crossvalidation(
         },
         "folds": fold_records,
         "config": config_to_dict(config),
+        "inputs": {"cohort": str(cohort.resolve()), "cache": str(cache.resolve())},
     }
     atomic_write_text(out / METRICS_FILENAME, metrics_csv(rows))
     atomic_write_text(out / SUMMARY_FILENAME, json.dumps(json_safe(summary), indent=1) + "\n")
 
     external = None
     if external_cohort is not None and external_cache is not None:
+        check_same_preprocessing(cache, Path(external_cache))
         run_dirs = [out / f"fold_{fold.fold}" for fold in folds]
         external = evaluate_external(
             Path(external_cohort), Path(external_cache), out / EXTERNAL_DIRNAME, run_dirs, config, progress
         )
     return CrossValidationResult(out=out, folds=folds, metrics=rows, summary=summary, external=external)
+
+
+def check_same_preprocessing(cache: Path, other: Path) -> None:
+    """Raise ``ValueError`` unless the cache ``other`` was pre-processed like ``cache`` (registration source
+    aside), so an external cohort is normalised and resampled as the training cohort was."""
+    mine, theirs = config_to_dict(load_cache_config(cache)), config_to_dict(load_cache_config(other))
+    for settings in (mine, theirs):
+        settings.pop("registration_source", None)
+    changes = config_differences(mine, theirs)
+    if changes:
+        raise ValueError(
+            f"{other}: pre-processed differently from the training cache {cache} ({'; '.join(changes)}); "
+            f"pre-process it with --config {cache / 'preprocessing.yaml'}"
+        )
 
 
 def _check_cache(cache: Path, case_ids: list[str], sequences: tuple[str, ...]) -> None:
@@ -415,6 +431,11 @@ def evaluate_external(
     ]
     summary = {"package_version": npcseg.__version__, **summarize_metrics(rows), "config": config_to_dict(config)}
     summary.update(cohort=str(cohort), num_predicted=len(case_ids), run_dirs=[str(path) for path in run_dirs])
+    summary["inputs"] = {
+        "cohort": str(cohort.resolve()),
+        "cache": str(cache.resolve()),
+        "predictions": str((out / PREDICTIONS_DIRNAME).resolve()),
+    }
     atomic_write_text(out / METRICS_FILENAME, metrics_csv(rows))
     atomic_write_text(out / SUMMARY_FILENAME, json.dumps(json_safe(summary), indent=1) + "\n")
     return EvaluationResult(metrics=rows, summary=summary)
