@@ -1,4 +1,4 @@
-"""DEU speed against a FLOP-matched MONAI U-Net on this CPU, float32, 256 x 256 slices; prints one JSON object.
+"""DEU speed against a FLOP-matched MONAI U-Net on the CPU or a GPU, 256 x 256 slices; prints one JSON object.
 
 Measured in the same run, so every figure sees the same machine load:
 
@@ -12,6 +12,9 @@ Measured in the same run, so every figure sees the same machine load:
    round; each round runs two matmuls and then every network's inference batch and training step in turn, so a
    change of load (other jobs) hits all networks alike. ``ratios_to_monai`` divides each DEU figure by the MONAI
    U-Net's (for training slices per second, above 1 means DEU is faster; for ms per slice, below 1).
+   ``batch{N}_slices_per_s`` / ``batch{N}_gflops_per_s`` / ``batch{N}_fraction_of_matmul``: inference at batch
+   ``--large-batch`` (default 64), timed once per network after the rounds (on a CPU a batch of 64 default-DEU
+   slices takes tens of seconds).
 2. ``pipeline``: one patient at a time through the library, for each of ``--cases`` full-size synthetic cases:
    ``load`` (read T1, T2), ``register`` (rigid T1 -> T2, default settings), ``preprocess`` (the ``deu`` preset with
    that transform; it reads the files again itself), ``network`` (all slices, batch 8, sigmoid),
@@ -19,14 +22,21 @@ Measured in the same run, so every figure sees the same machine load:
    components) and ``write`` (mask NIfTI). Load, register and preprocess are shared; the last four stages run once
    per network (DEU default and MONAI U-Net, untrained weights: the masks are not meaningful, only the timings).
 
+Devices: ``--device auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``; on CUDA every timing
+synchronises the device, the matmul runs there too, and ``--bf16`` runs the networks under bfloat16 autocast
+(refused on the CPU, where bfloat16 autocast was about 30x slower than float32 on this machine). The pipeline's
+other stages (registration, resampling, post-processing) always run on the CPU. No GPU is needed.
+
 Usage::
 
-    .venv/bin/python benchmarks/deu_speed.py [--cases 1] [--threads 2] [--repeats 5] [--seed 0]
+    .venv/bin/python benchmarks/deu_speed.py [--cases 1] [--threads 2] [--repeats 5] [--seed 0] [--device auto]
+        [--bf16] [--large-batch 64]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -66,20 +76,39 @@ MATMUL_SIZE = 2048
 THRESHOLD = 0.5
 NARROW = {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}
 SEQUENCES = {"sequences": ["t1", "t2"]}
+DEVICE = torch.device("cpu")
+"""Where the networks and the matmul run (``--device``)."""
+BF16 = False
+"""Run the networks under bfloat16 autocast (``--bf16``, CUDA only)."""
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work (timings on CUDA are asynchronous otherwise)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
+def autocast() -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CUDA with ``--bf16``; otherwise nothing."""
+    if BF16:
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def timed(function: Callable[[], object]) -> float:
-    """Wall seconds of one call of ``function``."""
+    """Wall seconds of one call of ``function`` (device work included)."""
+    synchronize()
     start = time.perf_counter()
     function()
+    synchronize()
     return time.perf_counter() - start
 
 
 def matmul_step() -> Callable[[], object]:
     """One ``MATMUL_SIZE`` square float32 ``torch.matmul`` (2 n^3 FLOPs)."""
     generator = torch.Generator().manual_seed(0)
-    first = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator)
-    second = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator)
+    first = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(DEVICE)
+    second = torch.rand(MATMUL_SIZE, MATMUL_SIZE, generator=generator).to(DEVICE)
     return lambda: torch.matmul(first, second)
 
 
@@ -112,13 +141,13 @@ def matched_monai_base(target_flops: int) -> tuple[int, int]:
     return best, counted[best]
 
 
-def inference_step(model: nn.Module) -> Callable[[], object]:
-    """One batch-``INFERENCE_BATCH`` forward pass with sigmoid under inference mode (model in eval mode)."""
-    batch = torch.rand(INFERENCE_BATCH, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+def inference_step(model: nn.Module, batch_size: int = INFERENCE_BATCH) -> Callable[[], object]:
+    """One forward pass of ``batch_size`` slices with sigmoid under inference mode (model in eval mode)."""
+    batch = torch.rand(batch_size, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(1)).to(DEVICE)
 
     def forward() -> None:
         model.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast():
             torch.sigmoid(model(batch))
 
     return forward
@@ -127,16 +156,19 @@ def inference_step(model: nn.Module) -> Callable[[], object]:
 def training_step(model: nn.Module) -> Callable[[], object]:
     """One Adam step (Dice loss, batch ``TRAINING_BATCH``, forward + backward + step; model in train mode)."""
     generator = torch.Generator().manual_seed(2)
-    images = torch.rand(TRAINING_BATCH, CHANNELS, SIZE, SIZE, generator=generator)
+    images = torch.rand(TRAINING_BATCH, CHANNELS, SIZE, SIZE, generator=generator).to(DEVICE)
     labels = torch.zeros(TRAINING_BATCH, 1, SIZE, SIZE)
     labels[:, :, 100:140, 110:150] = 1.0  # a tumour-sized square
+    labels = labels.to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_function = build_loss("dice")
 
     def step() -> None:
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_function(model(images), labels)
+        with autocast():
+            logits = model(images)
+        loss = loss_function(logits.float(), labels)
         loss.backward()
         optimizer.step()
 
@@ -147,7 +179,9 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return round(numerator / denominator, 3) if denominator else None
 
 
-def benchmark_networks(models: dict[str, nn.Module], repeats: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def benchmark_networks(
+    models: dict[str, nn.Module], repeats: int, large_batch: int, flops: dict[str, int]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Matmul GFLOP/s and size, cost and speed of every network (see the module docstring).
 
     Every timed round runs the matmul and then each network once, in turn, after one untimed warm-up round, so a
@@ -178,12 +212,11 @@ def benchmark_networks(models: dict[str, nn.Module], repeats: int) -> tuple[dict
     }
     results: dict[str, dict[str, Any]] = {}
     for name, model in models.items():
-        flops = slice_flops(model)
         seconds_per_slice = statistics.median(inference_s[name])
-        achieved = flops / seconds_per_slice / 1e9
+        achieved = flops[name] / seconds_per_slice / 1e9
         results[name] = {
             "parameters": count_parameters(model),
-            "gflops_per_slice": round(flops / 1e9, 3),
+            "gflops_per_slice": round(flops[name] / 1e9, 3),
             "inference_ms_per_slice": round(1000 * seconds_per_slice, 1),
             "inference_ms_per_slice_repeats": [round(1000 * value, 1) for value in inference_s[name]],
             "training_slices_per_s": round(TRAINING_BATCH / statistics.median(training_s[name]), 3),
@@ -191,6 +224,12 @@ def benchmark_networks(models: dict[str, nn.Module], repeats: int) -> tuple[dict
             "inference_gflops_per_s": round(achieved, 2),
             "inference_fraction_of_matmul": round(achieved / matmul_gflops, 3),
         }
+        if large_batch > 0:
+            seconds = timed(inference_step(model, large_batch))
+            large_achieved = flops[name] * large_batch / seconds / 1e9
+            results[name][f"batch{large_batch}_slices_per_s"] = round(large_batch / seconds, 3)
+            results[name][f"batch{large_batch}_gflops_per_s"] = round(large_achieved, 2)
+            results[name][f"batch{large_batch}_fraction_of_matmul"] = round(large_achieved / matmul_gflops, 3)
     return matmul_record, results
 
 
@@ -199,9 +238,10 @@ def network_probabilities(model: nn.Module, image: np.ndarray) -> np.ndarray:
     model.eval()
     slices = torch.from_numpy(np.ascontiguousarray(image.transpose(1, 0, 2, 3)))
     outputs = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         for start in range(0, slices.shape[0], INFERENCE_BATCH):
-            outputs.append(torch.sigmoid(model(slices[start : start + INFERENCE_BATCH]))[:, 0].numpy())
+            logits = model(slices[start : start + INFERENCE_BATCH].to(DEVICE))
+            outputs.append(torch.sigmoid(logits.float())[:, 0].cpu().numpy())
     return np.concatenate(outputs)
 
 
@@ -287,9 +327,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch (and SimpleITK) threads")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds of the network figures (after a warm-up)")
     parser.add_argument("--seed", type=int, default=0, help="synthetic cohort seed")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="where the networks run")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the networks (CUDA only)")
+    parser.add_argument("--large-batch", type=int, default=64, help="inference batch timed once per network (0: skip)")
     arguments = parser.parse_args()
-    if arguments.cases < 1 or arguments.threads < 1 or arguments.repeats < 1:
-        parser.error("--cases, --threads and --repeats must be at least 1")
+    if arguments.cases < 1 or arguments.threads < 1 or arguments.repeats < 1 or arguments.large_batch < 0:
+        parser.error("--cases, --threads and --repeats must be at least 1, --large-batch at least 0")
+    global DEVICE, BF16
+    if arguments.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA GPU")
+    DEVICE = torch.device("cuda" if arguments.device != "cpu" and torch.cuda.is_available() else "cpu")
+    if arguments.bf16 and DEVICE.type != "cuda":
+        parser.error("--bf16 is for CUDA only (bfloat16 autocast was about 30x slower than float32 on this CPU)")
+    BF16 = arguments.bf16
     torch.set_num_threads(arguments.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(arguments.threads)
     started = time.perf_counter()
@@ -301,8 +351,11 @@ def main() -> None:
     base, _ = matched_monai_base(slice_flops(deu))
     monai = monai_unet(base)
     models = {"deu": deu, "deu-narrow": narrow, "monai-unet": monai}
+    flops = {name: slice_flops(model) for name, model in models.items()}  # counted on the CPU
+    for model in models.values():
+        model.to(DEVICE)
 
-    matmul, networks = benchmark_networks(models, arguments.repeats)
+    matmul, networks = benchmark_networks(models, arguments.repeats, arguments.large_batch, flops)
     ratios: dict[str, dict[str, float | None]] = {}
     for name in ("deu", "deu-narrow"):
         ratios[name] = {
@@ -329,6 +382,9 @@ def main() -> None:
 
     report = {
         "machine": {
+            "device": str(DEVICE),
+            "gpu": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
+            "bf16_autocast": BF16,
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,

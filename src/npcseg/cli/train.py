@@ -35,6 +35,15 @@ def train_command(
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the config's number of epochs."),
     seed: int | None = typer.Option(None, "--seed", help="Override the config's seed (weights, order, augmentation)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="Data-parallel worker processes (DistributedDataParallel; gloo on the CPU, NCCL on CUDA). The config's "
+        "batch_size is the global batch, split over the workers; each uses cores // nproc threads unless the config "
+        "sets num_threads.",
+    ),
+    device: str = typer.Option("cpu", "--device", help="Where to train: cpu, cuda or auto (CUDA when present)."),
 ) -> None:
     """Train a segmentation network (DEU by default) with Dice loss and Adam; validate every epoch."""
     from rich.console import Console
@@ -43,29 +52,25 @@ def train_command(
 
     with user_errors():
         from npcseg.config import with_overrides
-        from npcseg.data.dataset import labelled_cases
         from npcseg.training.config import TrainingConfig, load_training_config
-        from npcseg.training.trainer import holdout_split, train
+        from npcseg.training.distributed import train_distributed
+        from npcseg.training.trainer import resolve_case_ids
 
         settings = load_training_config(config) if config is not None else TrainingConfig()
         overrides = {name: value for name, value in (("epochs", epochs), ("seed", seed)) if value is not None}
         if overrides:
             settings = with_overrides(settings, overrides)
-        chosen_train, chosen_val = _ids(train_ids), _ids(val_ids)
-        if chosen_train is None or chosen_val is None:
-            if not cache.is_dir():
-                raise FileNotFoundError(f"{cache}: preprocessed cache folder not found")
-            labelled = labelled_cases(cache)
-            if not labelled:
-                raise ValueError(f"{cache}: no labelled cases in the cache")
-            if chosen_train is None and chosen_val is None:
-                chosen_train, chosen_val = holdout_split(labelled, settings.validation_fraction, settings.seed)
-            elif chosen_train is None:
-                chosen_train = [case for case in labelled if case not in set(chosen_val or [])]
-            else:
-                chosen_val = [case for case in labelled if case not in set(chosen_train)]
-        assert chosen_train is not None and chosen_val is not None
-        result = train(cache, out, settings, chosen_train, chosen_val, progress=progress)
+        chosen_train, chosen_val = resolve_case_ids(cache, settings, _ids(train_ids), _ids(val_ids))
+        result = train_distributed(
+            cache,
+            out,
+            settings,
+            chosen_train,
+            chosen_val,
+            num_processes=nproc,
+            device=device,
+            progress=progress,
+        )
     console = Console(soft_wrap=True, highlight=False)
     if result.already_complete:
         console.print(f"{out}: run already complete ({result.num_epochs} epochs); nothing to do")

@@ -17,6 +17,10 @@ case ids or a cache built with another preprocessing config is refused; a finish
 Determinism: the weights' initialisation, the slice order and the augmentation derive from ``config.seed``;
 ``torch.use_deterministic_algorithms`` is on while training (warn-only where an operation has no deterministic
 kernel); the thread count is ``config.num_threads``. Global torch settings are restored on return.
+
+Data-parallel training (several processes, ``DistributedDataParallel``) runs this same loop in every worker with
+a :class:`npcseg.training.distributed.DistributedContext`: ``config.batch_size`` is then the global batch, split
+over the ranks, and only rank 0 writes the run folder (see :mod:`npcseg.training.distributed`).
 """
 
 from __future__ import annotations
@@ -29,12 +33,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from npcseg.data.augmentation import augment
 from npcseg.data.dataset import SliceDataset, SliceSampler, channel_indices, labelled_cases
 from npcseg.preprocessing.cache import list_preprocessed, load_cache_config
 from npcseg.training.checkpoint import (
@@ -49,9 +52,12 @@ from npcseg.training.config import TrainingConfig
 from npcseg.training.run_folder import LOG_FILENAME, claim_run, finish_run, read_run_record, start_session, write_log
 from npcseg.training.validation import validate
 
+if TYPE_CHECKING:  # imported where used, so that `python -m npcseg.training.distributed` finds it unimported
+    from npcseg.training.distributed import DistributedContext
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOG_FILENAME", "TrainResult", "holdout_split", "train"]
+__all__ = ["LOG_FILENAME", "TrainResult", "holdout_split", "resolve_case_ids", "train"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,35 @@ def holdout_split(case_ids: list[str], validation_fraction: float, seed: int) ->
     permutation = np.random.default_rng(seed).permutation(len(ordered))
     validation = sorted(ordered[index] for index in permutation[:num_validation])
     return [case for case in ordered if case not in validation], validation
+
+
+def resolve_case_ids(
+    cache: Path, config: TrainingConfig, train_ids: list[str] | None, val_ids: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """The (train, validation) case ids of a run from what the user gave.
+
+    Both given: used as they are. One given: the other is every other labelled case of the cache. Neither:
+    :func:`holdout_split` of the labelled cases by ``config.validation_fraction`` and ``config.seed``.
+
+    Raises:
+        FileNotFoundError: the cache folder is missing.
+        ValueError: the cache holds no labelled case.
+    """
+    if train_ids is not None and val_ids is not None:
+        return list(train_ids), list(val_ids)
+    cache = Path(cache)
+    if not cache.is_dir():
+        raise FileNotFoundError(f"{cache}: preprocessed cache folder not found")
+    labelled = labelled_cases(cache)
+    if not labelled:
+        raise ValueError(f"{cache}: no labelled cases in the cache")
+    if train_ids is None and val_ids is None:
+        return holdout_split(labelled, config.validation_fraction, config.seed)
+    if train_ids is None:
+        excluded = set(val_ids or [])
+        return [case for case in labelled if case not in excluded], list(val_ids or [])
+    chosen = set(train_ids)
+    return list(train_ids), [case for case in labelled if case not in chosen]
 
 
 @contextlib.contextmanager
@@ -155,6 +190,9 @@ def train(
     train_ids: list[str],
     val_ids: list[str],
     progress: bool = True,
+    *,
+    distributed: DistributedContext | None = None,
+    device: torch.device | str | None = None,
 ) -> TrainResult:
     """Train ``config.model`` on the cached ``train_ids``, validating on ``val_ids``; resumable.
 
@@ -165,6 +203,9 @@ def train(
         train_ids: training case ids (labelled, in the cache).
         val_ids: validation case ids (may be empty: no validation, ``checkpoint_best.pt`` is the last epoch's).
         progress: show a rich progress bar (loss, last validation Dice).
+        distributed: this worker's place in a data-parallel run (an initialised process group; see
+            :mod:`npcseg.training.distributed`), or ``None`` for single-process training.
+        device: where the network runs (default: the CPU; ``distributed.device`` in a data-parallel run).
 
     Returns:
         A :class:`TrainResult`.
@@ -177,12 +218,19 @@ def train(
     cache, run_dir = Path(cache), Path(run_dir)
     train_ids, val_ids = list(train_ids), list(val_ids)
     _check_cases(cache, train_ids, val_ids, config)
-    record = claim_run(run_dir, cache, config, train_ids, val_ids)
-    if record.get("status") == "complete":
+    if distributed is None or distributed.is_main:
+        claim_run(run_dir, cache, config, train_ids, val_ids)
+    if distributed is not None:
+        distributed.barrier()  # rank 0 has claimed (or checked) the folder
+    if read_run_record(run_dir).get("status") == "complete":
         logger.info("%s: run already complete, not retrained", run_dir)
         return _result(run_dir, already_complete=True, resumed=False)
-    with _torch_settings(config.num_threads):
-        return _train(cache, run_dir, config, train_ids, val_ids, progress)
+    from npcseg.training.distributed import threads_per_process
+
+    target = distributed.device if distributed is not None else torch.device(device or "cpu")
+    threads = threads_per_process(distributed.world_size, config.num_threads) if distributed else config.num_threads
+    with _torch_settings(threads):
+        return _train(cache, run_dir, config, train_ids, val_ids, progress, distributed, target)
 
 
 def _result(run_dir: Path, *, already_complete: bool, resumed: bool) -> TrainResult:
@@ -199,29 +247,26 @@ def _result(run_dir: Path, *, already_complete: bool, resumed: bool) -> TrainRes
     )
 
 
-def _batch(
-    dataset: SliceDataset, indices: list[int], config: TrainingConfig, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = [], []
-    for index in indices:
-        image, label = augment(*dataset[index], config.augmentation, generator)
-        images.append(image)
-        labels.append(label)
-    return torch.stack(images), torch.stack(labels)
-
-
 def _train(
-    cache: Path, run_dir: Path, config: TrainingConfig, train_ids: list[str], val_ids: list[str], progress: bool
+    cache: Path,
+    run_dir: Path,
+    config: TrainingConfig,
+    train_ids: list[str],
+    val_ids: list[str],
+    progress: bool,
+    distributed: DistributedContext | None,
+    device: torch.device,
 ) -> TrainResult:
     from npcseg.losses import build_loss
     from npcseg.models import build_model
+    from npcseg.training.distributed import OnDevice, batch_share, training_step, wrap_model
 
     session_start = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.model_config())
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    network = build_model(config.model, config.model_config()).to(device)
+    optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
     loss_function = build_loss(config.loss, **config.loss_options)
     train_data = SliceDataset(cache, train_ids, config.sequences)
     val_data = SliceDataset(cache, val_ids, config.sequences) if val_ids else None
@@ -237,7 +282,7 @@ def _train(
     resumed = last_path.is_file()
     if resumed:
         payload = load_checkpoint(last_path)
-        model.load_state_dict(payload["model"])
+        network.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         sampler.load_state_dict(payload["sampler_state"])
         generator.set_state(payload["augmentation_rng"])
@@ -247,18 +292,26 @@ def _train(
     else:
         sampler.set_epoch(0)
     assert state.history is not None
-    start_session(
-        run_dir,
-        model_parameters=sum(parameter.numel() for parameter in model.parameters()),
-        num_train_slices=len(train_data),
-        num_train_tumour_slices=train_data.num_tumour_slices,
-        num_val_slices=len(val_data) if val_data is not None else 0,
-    )
+    is_main = distributed is None or distributed.is_main
+    if is_main:
+        start_session(
+            run_dir,
+            model_parameters=sum(parameter.numel() for parameter in network.parameters()),
+            num_train_slices=len(train_data),
+            num_train_tumour_slices=train_data.num_tumour_slices,
+            num_val_slices=len(val_data) if val_data is not None else 0,
+            num_processes=distributed.world_size if distributed is not None else 1,
+            device=str(device),
+        )
+    model = wrap_model(network, distributed) if distributed is not None else network
+    validated = network if device.type == "cpu" else OnDevice(network, device)
 
     def save_last() -> None:
+        if not is_main:
+            return
         save_checkpoint(
             {
-                "model": model.state_dict(),
+                "model": network.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "epoch": state.epoch,
                 "step": state.step,
@@ -275,36 +328,51 @@ def _train(
 
     steps_per_epoch = -(-sampler.num_draws // config.batch_size)
     done_steps = state.epoch * steps_per_epoch + -(-sampler.position // config.batch_size)
-    with _progress_bar(progress, config.epochs * steps_per_epoch, done_steps) as (bar, task):
+    with _progress_bar(progress and is_main, config.epochs * steps_per_epoch, done_steps) as (bar, task):
         while state.epoch < config.epochs:
             if sampler.epoch != state.epoch:
                 sampler.set_epoch(state.epoch)
             model.train()
             while not sampler.is_epoch_done:
                 started = time.perf_counter()
-                images, labels = _batch(train_data, sampler.next_indices(config.batch_size), config, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_function(model(images), labels)
-                loss.backward()
-                optimizer.step()
+                indices = sampler.next_indices(config.batch_size)
+                positions = distributed.shard(len(indices)) if distributed is not None else list(range(len(indices)))
+                images, labels = batch_share(train_data, indices, positions or [0], config.augmentation, generator)
+                loss_value = training_step(
+                    model,
+                    optimizer,
+                    loss_function,
+                    images.to(device),
+                    labels.to(device),
+                    global_batch_size=len(indices),
+                    num_own=len(positions),
+                    context=distributed,
+                )
                 state.step += 1
-                state.epoch_loss_sum += loss.item()
+                state.epoch_loss_sum += loss_value
                 state.epoch_num_batches += 1
-                state.num_slices += images.shape[0]
+                state.num_slices += len(indices)
                 step_seconds = time.perf_counter() - started
                 state.epoch_seconds += step_seconds
                 state.step_seconds += step_seconds
-                bar.update(task, advance=1, loss=loss.item(), epoch=state.epoch + 1)
+                bar.update(task, advance=1, loss=loss_value, epoch=state.epoch + 1)
                 every = config.checkpoint_every_steps
                 if every and state.step % every == 0 and not sampler.is_epoch_done:
                     save_last()
-            _end_epoch(run_dir, config, model, loss_function, val_data, state)
-            bar.update(task, val_dice=state.history[-1]["val_dice"])
+            if is_main:
+                _end_epoch(run_dir, config, validated, loss_function, val_data, state)
+                bar.update(task, val_dice=state.history[-1]["val_dice"])
+            if distributed is not None:
+                distributed.barrier()  # the other ranks wait while rank 0 validates
             state.epoch += 1
             state.epoch_loss_sum, state.epoch_num_batches, state.epoch_seconds = 0.0, 0, 0.0
             sampler.set_epoch(state.epoch)
             save_last()
     logger.info("%s: trained %d epochs, %d steps", run_dir, state.epoch, state.step)
+    if not is_main:
+        assert distributed is not None
+        distributed.barrier()  # rank 0 writes run.json
+        return _result(run_dir, already_complete=False, resumed=resumed)
     finish_run(
         run_dir,
         result={
@@ -322,6 +390,8 @@ def _train(
             "train_slices_per_second": state.num_slices / max(state.step_seconds, 1e-9),
         },
     )
+    if distributed is not None:
+        distributed.barrier()
     return _result(run_dir, already_complete=False, resumed=resumed)
 
 
@@ -355,6 +425,9 @@ def _end_epoch(
     }
     state.history.append(row)
     write_log(run_dir, state.history)
+    from npcseg.training.distributed import OnDevice
+
+    weights = model.network if isinstance(model, OnDevice) else model
     score = result.dice if result is not None else math.inf  # without validation the last epoch is the best
     if score > state.best_score or result is None:
         state.best_score = score
@@ -362,7 +435,7 @@ def _end_epoch(
         state.best_val_dice = result.dice if result is not None else math.nan
         save_checkpoint(
             {
-                "model": model.state_dict(),
+                "model": weights.state_dict(),
                 "epoch": epoch_number,
                 "val_dice": state.best_val_dice,
                 "model_name": config.model,
