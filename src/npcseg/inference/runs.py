@@ -8,6 +8,7 @@ all its folds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable
@@ -212,7 +213,12 @@ def build_network(run: TrainedRun, state: dict[str, torch.Tensor]) -> nn.Module:
     Raises:
         ValueError: the weights do not fit the network the run's config describes.
     """
-    network = build_model(run.model_name, run.model_config)
+    # weights files named for initialisation (e.g. RANet's ImageNet encoder) are not read again: the checkpoint
+    # holds every weight, and the file may not exist where the model is used
+    config = run.model_config
+    if getattr(config, "encoder_weights", None) is not None:
+        config = dataclasses.replace(config, encoder_weights=None)
+    network = build_model(run.model_name, config)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as error:

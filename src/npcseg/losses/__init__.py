@@ -9,9 +9,16 @@ from typing import Any
 
 from torch import nn
 
+from npcseg.losses.cross_entropy import BCELoss, WeightedBCELoss
+from npcseg.losses.dbw import DBWLoss, border_weight_map
 from npcseg.losses.dice import DiceLoss, soft_dice
 
-_LOSSES: dict[str, type[nn.Module]] = {"dice": DiceLoss}
+_LOSSES: dict[str, type[nn.Module]] = {
+    "bce": BCELoss,
+    "dbw": DBWLoss,
+    "dice": DiceLoss,
+    "weighted-bce": WeightedBCELoss,
+}
 
 
 def loss_names() -> list[str]:
@@ -33,4 +40,13 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
         raise ValueError(f"loss {name!r}: bad arguments {sorted(kwargs)}: {error}") from error
 
 
-__all__ = ["DiceLoss", "build_loss", "loss_names", "soft_dice"]
+__all__ = [
+    "BCELoss",
+    "DBWLoss",
+    "DiceLoss",
+    "WeightedBCELoss",
+    "border_weight_map",
+    "build_loss",
+    "loss_names",
+    "soft_dice",
+]
