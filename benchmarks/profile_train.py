@@ -6,7 +6,7 @@ Mirrors :mod:`npcseg.training.trainer`'s loop on a cache of ``--cases`` syntheti
 * ``cache_load``: building the :class:`npcseg.data.dataset.SliceDataset` (it decompresses every ``.npz`` once and
   keeps the slices in memory), seconds per case and the resident size of the arrays;
 * per optimiser step (median over ``--steps`` after one warm-up step, batch ``--batch-size``): ``data`` (the
-  sampler's indices, slice copies and augmentation, as :func:`npcseg.training.distributed.batch_share`),
+  sampler's indices, slice copies and augmentation, as :func:`npcseg.training.data_parallel.batch_share`),
   ``forward`` (network and Dice loss), ``backward``, ``optimizer`` (Adam); wall and CPU (``process_time``)
   seconds, and each stage's share of the step;
 * ``channels_last``: the forward + backward + step in the ``channels_last`` memory layout as a ratio to the
@@ -38,7 +38,7 @@ from npcseg.losses import build_loss
 from npcseg.models import build_model
 from npcseg.preprocessing.cache import case_files
 from npcseg.preprocessing.config import PreprocessingConfig
-from npcseg.training.distributed import batch_share
+from npcseg.training.data_parallel import batch_share
 
 WIDTHS = {"narrow": {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}, "default": {}}
 STAGES = ("data", "forward", "backward", "optimizer")

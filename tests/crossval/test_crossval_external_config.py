@@ -6,7 +6,7 @@ import pytest
 
 from npcseg.config import save_config
 from npcseg.preprocessing.config import PreprocessingConfig
-from npcseg.training.crossval import check_same_preprocessing
+from npcseg.training.crossval_checks import check_same_preprocessing
 
 
 def _cache(path, config):

@@ -18,16 +18,8 @@ from npcseg.losses import build_loss
 from npcseg.models import build_model
 from npcseg.training.checkpoint import load_checkpoint
 from npcseg.training.config import TrainingConfig
-from npcseg.training.distributed import (
-    free_port,
-    initialize,
-    main,
-    shard_positions,
-    threads_per_process,
-    train_distributed,
-    training_step,
-    wrap_model,
-)
+from npcseg.training.data_parallel import shard_positions, training_step, wrap_model
+from npcseg.training.distributed import free_port, initialize, main, threads_per_process, train_distributed
 from npcseg.training.run_folder import read_log
 from npcseg.training.trainer import train
 

@@ -13,9 +13,10 @@ from training_builders import TINY_DEU, blob_cache, blob_case
 
 from npcseg.config import load_config
 from npcseg.models import build_model
+from npcseg.training.cases import holdout_split
 from npcseg.training.config import TrainingConfig
 from npcseg.training.run_folder import LOG_COLUMNS, read_log
-from npcseg.training.trainer import TrainResult, holdout_split, train
+from npcseg.training.trainer import TrainResult, train
 
 EPOCHS = 10
 

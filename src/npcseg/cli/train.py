@@ -52,9 +52,9 @@ def train_command(
 
     with user_errors():
         from npcseg.config import with_overrides
+        from npcseg.training.cases import resolve_case_ids
         from npcseg.training.config import TrainingConfig, load_training_config
         from npcseg.training.distributed import train_distributed
-        from npcseg.training.trainer import resolve_case_ids
 
         settings = load_training_config(config) if config is not None else TrainingConfig()
         overrides = {name: value for name, value in (("epochs", epochs), ("seed", seed)) if value is not None}

@@ -217,7 +217,8 @@ def run_comparison(
         The table (also written as ``table.csv`` / ``.json`` / ``.md`` into ``out``) and every row's result.
     """
     from npcseg.data.splits import SPLITS_FILENAME, splits_for
-    from npcseg.training.crossval import cohort_cases, run_crossvalidation, tumour_volumes_ml
+    from npcseg.training.crossval import run_crossvalidation, tumour_volumes_ml
+    from npcseg.training.crossval_checks import cohort_cases
 
     out = Path(out)
     cases = cohort_cases(cohort)

@@ -116,7 +116,8 @@ def run_input_experiment(
         The table and every arm's result; ``table.csv`` / ``table.json`` / ``table.md`` are written into ``out``.
     """
     from npcseg.data.splits import SPLITS_FILENAME, splits_for
-    from npcseg.training.crossval import cohort_cases, run_crossvalidation, tumour_volumes_ml
+    from npcseg.training.crossval import run_crossvalidation, tumour_volumes_ml
+    from npcseg.training.crossval_checks import cohort_cases
 
     out = Path(out)
     if not arms:

@@ -29,7 +29,6 @@ Input height and width must be multiples of ``2 ** (len(widths) - 1)`` (16 by de
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -37,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from npcseg.models.blocks import ConvNormAct, check_groups
+from npcseg.models.blocks import ConvNormAct, check_groups, check_input, init_prior_bias
 from npcseg.models.registry import register_model
 
 
@@ -137,26 +136,13 @@ class AttentionUNet(nn.Module):
             for level in range(len(widths) - 1)
         )
         self.head = nn.Conv2d(widths[0], 1, kernel_size=1)
-        if config.prior_probability is not None:
-            assert self.head.bias is not None
-            p = config.prior_probability
-            nn.init.constant_(self.head.bias, math.log(p / (1.0 - p)))
+        init_prior_bias(self.head, config.prior_probability)
 
     def check_input(self, images: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``images`` is ``(B, C, H, W)`` with H and W multiples of the size divisor."""
-        num_channels = len(self.config.sequences)
-        if images.ndim != 4 or images.shape[1] != num_channels:
-            raise ValueError(
-                f"attention-unet expects input (batch, {num_channels}, height, width) with channels "
-                f"{list(self.config.sequences)}, got shape {tuple(images.shape)}"
-            )
-        divisor = self.config.size_divisor
-        height, width = images.shape[-2:]
-        if height % divisor or width % divisor or height == 0 or width == 0:
-            raise ValueError(
-                f"attention-unet needs height and width that are positive multiples of {divisor}, "
-                f"got {height} x {width}"
-            )
+        check_input(
+            images, model_name="attention-unet", sequences=self.config.sequences, size_divisor=self.config.size_divisor
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 1, H, W)`` for images ``(B, C, H, W)`` (channels in ``config.sequences`` order)."""

@@ -3,10 +3,15 @@
 All blocks take and return channel-first tensors ``(B, C, H, W)``. Normalisation is group normalisation (Wu & He,
 2018), which the DEU paper prefers to batch normalisation at batch size 1; the activation is leaky ReLU. Convolutions
 that are directly followed by a normalisation carry no bias (the normalisation's shift replaces it).
+
+Also the checks and initialisation every network shares: :func:`check_input` (input channels and size divisor) and
+:func:`init_prior_bias` (the output bias at ``logit(prior_probability)``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from functools import partial
 
 import torch
@@ -26,6 +31,40 @@ def check_groups(num_channels: int, num_groups: int, where: str) -> None:
             f"{where}: {num_channels} channels cannot be split into {num_groups} group-norm groups "
             f"(the number of channels must be a positive multiple of {num_groups})"
         )
+
+
+def check_input(images: torch.Tensor, *, model_name: str, sequences: Sequence[str], size_divisor: int) -> None:
+    """Raise ``ValueError`` unless ``images`` is ``(B, len(sequences), H, W)`` with H and W positive multiples.
+
+    Args:
+        images: the network's input batch.
+        model_name: how the error message names the network (e.g. ``"DEU"``, ``"U-Net of depth 4"``).
+        sequences: the input sequences, in channel order (one channel each).
+        size_divisor: H and W must be positive multiples of it (the network's total downsampling factor).
+    """
+    num_channels = len(sequences)
+    if images.ndim != 4 or images.shape[1] != num_channels:
+        raise ValueError(
+            f"{model_name} expects input (batch, {num_channels}, height, width) with channels "
+            f"{list(sequences)}, got shape {tuple(images.shape)}"
+        )
+    height, width = images.shape[-2:]
+    if height == 0 or width == 0 or height % size_divisor or width % size_divisor:
+        raise ValueError(
+            f"{model_name} needs height and width that are positive multiples of {size_divisor}, got {height} x {width}"
+        )
+
+
+def init_prior_bias(head: nn.Conv2d, prior_probability: float | None) -> None:
+    """Start the output bias at ``logit(prior_probability)`` (see ``DEUConfig.prior_probability``); None: keep.
+
+    Args:
+        head: the network's final 1 x 1 convolution (with a bias) giving the logit map.
+        prior_probability: initial foreground probability ``p`` in (0, 1); the bias becomes ``log(p / (1 - p))``.
+    """
+    if prior_probability is not None:
+        assert head.bias is not None
+        nn.init.constant_(head.bias, math.log(prior_probability / (1.0 - prior_probability)))
 
 
 class ConvNormAct(nn.Sequential):

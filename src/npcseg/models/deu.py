@@ -40,7 +40,6 @@ level  size       encoder features (the skip)                          skip chan
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -53,6 +52,8 @@ from npcseg.models.blocks import (
     EncoderBlock,
     TransitionBlock,
     check_groups,
+    check_input,
+    init_prior_bias,
 )
 from npcseg.models.registry import register_model
 
@@ -164,22 +165,11 @@ class DEU(nn.Module):
         self.decoder4 = decoder(w2, self.dense.out_channels, w1)
         self.decoder5 = decoder(w1, self.num_paths * w0, w0)
         self.head = nn.Conv2d(w0, 1, kernel_size=1)
-        if config.prior_probability is not None:
-            assert self.head.bias is not None
-            nn.init.constant_(self.head.bias, math.log(config.prior_probability / (1.0 - config.prior_probability)))
+        init_prior_bias(self.head, config.prior_probability)
 
     def check_input(self, images: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``images`` is ``(B, num_paths, H, W)`` with H and W multiples of 32."""
-        if images.ndim != 4 or images.shape[1] != self.num_paths:
-            raise ValueError(
-                f"DEU expects input (batch, {self.num_paths}, height, width) with channels "
-                f"{list(self.config.sequences)}, got shape {tuple(images.shape)}"
-            )
-        height, width = images.shape[-2:]
-        if height % SIZE_DIVISOR or width % SIZE_DIVISOR or height == 0 or width == 0:
-            raise ValueError(
-                f"DEU needs height and width that are positive multiples of {SIZE_DIVISOR}, got {height} x {width}"
-            )
+        check_input(images, model_name="DEU", sequences=self.config.sequences, size_divisor=SIZE_DIVISOR)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 1, H, W)`` for images ``(B, P, H, W)`` (channels in ``config.sequences`` order)."""

@@ -38,10 +38,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from npcseg.models.attention import ChannelRecurrentAttention, RegionRecurrentAttention
-from npcseg.models.blocks import check_groups
+from npcseg.models.blocks import check_groups, check_input, init_prior_bias
 from npcseg.models.registry import register_model
 from npcseg.models.resnet import RESNET_LAYOUTS, ResNetEncoder, load_resnet_weights
-from npcseg.models.unet import DoubleConv, Norm, init_prior_bias, norm_layer
+from npcseg.models.unet import DoubleConv, Norm, norm_layer
 
 NUM_LEVELS = 5
 
@@ -177,18 +177,7 @@ class RANet(nn.Module):
 
         The encoder adds one more: in training mode, batch 1 of a 32 x 32 slice (batch norm on one value).
         """
-        num_channels = len(self.config.sequences)
-        if images.ndim != 4 or images.shape[1] != num_channels:
-            raise ValueError(
-                f"RANet expects input (batch, {num_channels}, height, width) with channels "
-                f"{list(self.config.sequences)}, got shape {tuple(images.shape)}"
-            )
-        height, width = images.shape[-2:]
-        if height == 0 or width == 0 or height % self.size_divisor or width % self.size_divisor:
-            raise ValueError(
-                f"RANet needs height and width that are positive multiples of {self.size_divisor}, "
-                f"got {height} x {width}"
-            )
+        check_input(images, model_name="RANet", sequences=self.config.sequences, size_divisor=self.size_divisor)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 1, H, W)`` for images ``(B, C, H, W)`` (channels in ``config.sequences`` order)."""

@@ -33,14 +33,13 @@ width must be multiples of ``2 ** len(down_layers)`` (32 by default).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from npcseg.models.blocks import check_groups
+from npcseg.models.blocks import check_groups, check_input, init_prior_bias
 from npcseg.models.registry import register_model
 
 
@@ -218,25 +217,13 @@ class FCDenseNet(nn.Module):
             self.up_blocks.append(block)
             upsampled = block.out_channels
         self.head = nn.Conv2d(upsampled, 1, kernel_size=1)
-        if config.prior_probability is not None:
-            assert self.head.bias is not None
-            p = config.prior_probability
-            nn.init.constant_(self.head.bias, math.log(p / (1.0 - p)))
+        init_prior_bias(self.head, config.prior_probability)
 
     def check_input(self, images: torch.Tensor) -> None:
         """Raise ``ValueError`` unless ``images`` is ``(B, C, H, W)`` with H and W multiples of the size divisor."""
-        num_channels = len(self.config.sequences)
-        if images.ndim != 4 or images.shape[1] != num_channels:
-            raise ValueError(
-                f"fc-densenet expects input (batch, {num_channels}, height, width) with channels "
-                f"{list(self.config.sequences)}, got shape {tuple(images.shape)}"
-            )
-        divisor = self.config.size_divisor
-        height, width = images.shape[-2:]
-        if height % divisor or width % divisor or height == 0 or width == 0:
-            raise ValueError(
-                f"fc-densenet needs height and width that are positive multiples of {divisor}, got {height} x {width}"
-            )
+        check_input(
+            images, model_name="fc-densenet", sequences=self.config.sequences, size_divisor=self.config.size_divisor
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, 1, H, W)`` for images ``(B, C, H, W)`` (channels in ``config.sequences`` order)."""

@@ -29,7 +29,6 @@ statistics in training but with running averages in ``eval()``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Literal
@@ -38,7 +37,7 @@ import torch
 from torch import nn
 
 from npcseg.models.attention import ChannelRecurrentAttention, RegionRecurrentAttention, SqueezeExcitation
-from npcseg.models.blocks import check_groups
+from npcseg.models.blocks import check_groups, check_input, init_prior_bias
 from npcseg.models.registry import register_model
 
 Norm = Literal["batch", "group"]
@@ -65,13 +64,6 @@ class DoubleConv(nn.Sequential):
             norm_layer(norm, out_channels, num_groups),
             nn.ReLU(inplace=True),
         )
-
-
-def init_prior_bias(head: nn.Conv2d, prior_probability: float | None) -> None:
-    """Start the output bias at ``logit(prior_probability)`` (see ``DEUConfig.prior_probability``); None: keep."""
-    if prior_probability is not None:
-        assert head.bias is not None
-        nn.init.constant_(head.bias, math.log(prior_probability / (1.0 - prior_probability)))
 
 
 @dataclass(frozen=True)
@@ -235,18 +227,13 @@ class UNet(nn.Module):
 
         Also when training with batch norm on a single value per channel at the bottom (batch 1, bottom 1 x 1).
         """
-        num_channels = len(self.config.sequences)
-        if images.ndim != 4 or images.shape[1] != num_channels:
-            raise ValueError(
-                f"U-Net expects input (batch, {num_channels}, height, width) with channels "
-                f"{list(self.config.sequences)}, got shape {tuple(images.shape)}"
-            )
+        check_input(
+            images,
+            model_name=f"U-Net of depth {self.config.depth}",
+            sequences=self.config.sequences,
+            size_divisor=self.size_divisor,
+        )
         height, width = images.shape[-2:]
-        if height == 0 or width == 0 or height % self.size_divisor or width % self.size_divisor:
-            raise ValueError(
-                f"U-Net of depth {self.config.depth} needs height and width that are positive multiples of "
-                f"{self.size_divisor}, got {height} x {width}"
-            )
         bottom = (height // self.size_divisor) * (width // self.size_divisor)
         if self.training and self.config.norm == "batch" and images.shape[0] * bottom == 1:
             raise ValueError(

@@ -20,28 +20,20 @@ Four kinds of folder are recognised (:func:`load_source`):
 
 The images of a case (for the overlays) come from the cohort: the one given, else ``summary.json``'s
 ``inputs.cohort``, else the preprocessed cache a fold was trained on (``fold_<k>/run.json`` ``cache``), whose case
-records name each case's files and hold T1's registration onto T2.
+records name each case's files and hold T1's registration onto T2 (:class:`npcseg.report.case_files.CaseFiles`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from npcseg.io.cohort import CASES_DIRNAME, Case, load_case
-from npcseg.io.images import find_image
-from npcseg.report.model import (
-    CaseResult,
-    ReportData,
-    ReportKind,
-    TrainingLog,
-    read_log_csv,
-    read_metrics_csv,
-)
+from npcseg.io.cohort import CASES_DIRNAME, load_case
+from npcseg.report.case_files import CaseFiles, read_json, scored_cases
+from npcseg.report.model import CaseResult, ReportData, ReportKind, TrainingLog, read_log_csv, read_metrics_csv
 
 METRICS_FILENAME = "metrics.csv"
 SUMMARY_FILENAME = "summary.json"
@@ -68,7 +60,7 @@ def scored_case(
     """
     found = load_case(Path(case_folder))
     case = CaseResult(group, found.case_id, dict(metrics), Path(prediction) if Path(prediction).is_file() else None)
-    return _CaseFiles(None, [cache] if cache is not None else []).complete(case, found)
+    return CaseFiles(None, [cache] if cache is not None else []).complete(case, found)
 
 
 def detect_kind(folder: Path) -> ReportKind:
@@ -125,16 +117,6 @@ def load_source(folder: Path, *, cohort: Path | None = None, predictions: Path |
     return _load_training_run(folder, cohort)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-    return data if isinstance(data, dict) else {}
-
-
 def _fold_folders(folder: Path) -> list[tuple[int, Path]]:
     found = []
     for child in folder.iterdir():
@@ -144,51 +126,7 @@ def _fold_folders(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-class _CaseFiles:
-    """Finds a case's images, label and T1 registration from a cohort and / or a preprocessed cache."""
-
-    def __init__(self, cohort: Path | None, caches: list[Path]) -> None:
-        self.cohort = Path(cohort) if cohort is not None else None
-        self.caches = [Path(cache) for cache in caches if (Path(cache) / CASES_DIRNAME).is_dir()]
-
-    @property
-    def known(self) -> bool:
-        return self.cohort is not None or bool(self.caches)
-
-    def complete(self, case: CaseResult, found: Case | None = None) -> CaseResult:
-        """``case`` with its images, label and T1 registration (``found``: its cohort case, when known)."""
-        record = self._cache_record(case.case_id)
-        images: dict[str, Path] = {}
-        label: Path | None = None
-        if found is None and self.cohort is not None and (self.cohort / CASES_DIRNAME / case.case_id).is_dir():
-            found = load_case(self.cohort / CASES_DIRNAME / case.case_id)
-        if found is not None:
-            images = {name: path for name, path in found.images.items() if name in ("t1", "t2")}
-            label = found.label
-        elif record is not None:
-            images = {name: Path(path) for name, path in record.get("files", {}).items() if name in ("t1", "t2")}
-            label_file = record.get("label", {}).get("file")
-            label = Path(label_file) if label_file else None
-        registration = None
-        if record is not None and "t1" in images:
-            recorded_t1 = record.get("files", {}).get("t1")
-            entry = record.get("registration", {}).get("t1", {})
-            same_file = recorded_t1 is not None and Path(recorded_t1).resolve() == images["t1"].resolve()
-            if same_file and entry.get("source") in ("given", "registered") and "transform" in entry:
-                registration = entry["transform"]
-        return replace(case, images=images, label=label, t1_registration=registration)
-
-    def _cache_record(self, case_id: str) -> dict[str, Any] | None:
-        for cache in self.caches:
-            record = _read_json(cache / CASES_DIRNAME / f"{case_id}.json")
-            if record:
-                return record
-        return None
-
-
-def _cv_cases(
-    folder: Path, group_of: dict[str, str], files: _CaseFiles, rows: list[dict[str, Any]]
-) -> list[CaseResult]:
+def _cv_cases(folder: Path, group_of: dict[str, str], files: CaseFiles, rows: list[dict[str, Any]]) -> list[CaseResult]:
     cases = []
     for row in rows:
         fold = row["fold"]
@@ -207,7 +145,7 @@ def _cv_cases(
 def _recorded_caches(folder: Path, summary: dict[str, Any]) -> list[Path]:
     caches = [Path(summary["inputs"]["cache"])] if summary.get("inputs", {}).get("cache") else []
     for _, fold_folder in _fold_folders(folder):
-        cache = _read_json(fold_folder / RUN_FILENAME).get("cache")
+        cache = read_json(fold_folder / RUN_FILENAME).get("cache")
         if cache and Path(cache) not in caches:
             caches.append(Path(cache))
     return caches
@@ -217,14 +155,14 @@ def _crossvalidation_parts(
     folder: Path, cohort: Path | None, figure: str
 ) -> tuple[list[CaseResult], list[TrainingLog], dict[str, Any], list[str]]:
     """Cases, logs, summary and notes of one cross-validation folder (cases grouped by fold)."""
-    summary = _read_json(folder / SUMMARY_FILENAME)
+    summary = read_json(folder / SUMMARY_FILENAME)
     notes = []
     if cohort is None and summary.get("inputs", {}).get("cohort"):
         cohort = Path(summary["inputs"]["cohort"])
         if not (cohort / CASES_DIRNAME).is_dir():
             notes.append(f"the recorded cohort {cohort} is gone; overlays use the cache's file paths if any")
             cohort = None
-    files = _CaseFiles(cohort, _recorded_caches(folder, summary))
+    files = CaseFiles(cohort, _recorded_caches(folder, summary))
     rows = read_metrics_csv(folder / METRICS_FILENAME) if (folder / METRICS_FILENAME).is_file() else []
     cases = _cv_cases(folder, {}, files, rows)
     if rows and not files.known:
@@ -312,7 +250,7 @@ def _load_experiment(folder: Path, cohort: Path | None) -> ReportData:
 
 
 def _load_evaluation(folder: Path, cohort: Path | None, predictions: Path | None) -> ReportData:
-    summary = _read_json(folder / SUMMARY_FILENAME)
+    summary = read_json(folder / SUMMARY_FILENAME)
     inputs = summary.get("inputs", {}) if isinstance(summary.get("inputs"), dict) else {}
     notes = []
     if predictions is None:
@@ -328,10 +266,10 @@ def _load_evaluation(folder: Path, cohort: Path | None, predictions: Path | None
             notes.append(f"the recorded cohort {cohort} is gone: no overlays (pass --cohort)")
             cohort = None
     caches = [Path(inputs["cache"])] if inputs.get("cache") else []
-    files = _CaseFiles(cohort, caches)
+    files = CaseFiles(cohort, caches)
     if not files.known:
         notes.append("no cohort known for the overlays; pass --cohort")
-    cases = _scored_cases(folder / METRICS_FILENAME, predictions, files, "evaluation")
+    cases = scored_cases(folder / METRICS_FILENAME, predictions, files, "evaluation")
     groups = tuple(sorted({case.group for case in cases}, key=_fold_sort_key))
     facts = [("folder", str(folder.resolve())), ("cases", str(len(cases))), ("predictions", str(predictions))]
     if cohort is not None:
@@ -351,33 +289,19 @@ def _load_evaluation(folder: Path, cohort: Path | None, predictions: Path | None
     )
 
 
-def _scored_cases(metrics: Path, predictions: Path, files: _CaseFiles, default_group: str) -> list[CaseResult]:
-    """The cases of a ``metrics.csv`` whose masks are ``predictions/<case_id>.nii.gz``, grouped by fold when
-    the table has a ``fold`` column, else all in ``default_group``. A mask may have any image ending
-    (:data:`npcseg.io.images.IMAGE_SUFFIXES`)."""
-    cases = []
-    for row in read_metrics_csv(metrics):
-        found = find_image(predictions, row["case_id"]) if predictions.is_dir() else []
-        group = f"fold {row['fold']}" if row["fold"] else default_group
-        values = {key: value for key, value in row.items() if key not in ("case_id", "fold")}
-        case = CaseResult(group, row["case_id"], values, found[0] if found else None)
-        cases.append(files.complete(case))
-    return cases
-
-
 def _load_training_run(folder: Path, cohort: Path | None) -> ReportData:
     """A training run; a cross-validation fold's run also has ``metrics.csv`` + ``predictions/`` (its held-out
     cases), which are shown too."""
-    record = _read_json(folder / RUN_FILENAME)
+    record = read_json(folder / RUN_FILENAME)
     name = folder.resolve().name
     log = TrainingLog(name, name, folder / LOG_FILENAME, read_log_csv(folder / LOG_FILENAME))
     cases: list[CaseResult] = []
     notes = ["a single training run: learning curves (and its held-out cases when it is a cross-validation fold)"]
     if (folder / METRICS_FILENAME).is_file():
-        files = _CaseFiles(cohort, [Path(record["cache"])] if record.get("cache") else [])
+        files = CaseFiles(cohort, [Path(record["cache"])] if record.get("cache") else [])
         if not files.known:
             notes.append("no cohort known for the overlays; pass --cohort")
-        cases = _scored_cases(folder / METRICS_FILENAME, folder / PREDICTIONS_DIRNAME, files, name)
+        cases = scored_cases(folder / METRICS_FILENAME, folder / PREDICTIONS_DIRNAME, files, name)
     groups = tuple(sorted({case.group for case in cases}, key=_fold_sort_key))
     facts = [("folder", str(folder.resolve())), ("epochs logged", str(len(log.rows)))]
     if record.get("model"):

@@ -6,9 +6,10 @@ every patient gets exactly one out-of-fold prediction. The epoch to keep (``chec
 patient), never on the held-out patients: selecting the epoch on the patients one then reports on would leak them
 into the model choice and flatter the numbers. The paper does not say how it picked its final epochs.
 
-A held-out case is predicted from the preprocessed cache (the same arrays the trainer used), its probabilities
-brought back onto the case's original T2 grid (:func:`npcseg.preprocessing.pipeline.to_original_grid`, linear),
-thresholded at ``training.threshold`` and post-processed in 3D (:func:`npcseg.inference.postprocessing.postprocess`).
+A held-out case is predicted from the preprocessed cache (the same arrays the trainer used;
+:func:`npcseg.training.external.predict_cached`), its probabilities brought back onto the case's original T2 grid
+(:func:`npcseg.preprocessing.pipeline.to_original_grid`, linear), thresholded at ``training.threshold`` and
+post-processed in 3D (:func:`npcseg.inference.postprocessing.postprocess`).
 Metrics compare that mask with the cohort's original label file at the original T2 spacing.
 
 Layout of ``OUT`` (see ``/work/notes/deu.md``)::
@@ -23,6 +24,9 @@ Layout of ``OUT`` (see ``/work/notes/deu.md``)::
 
 Reruns resume: a fold whose ``fold.json`` says complete is not trained again; an interrupted fold resumes from
 its checkpoints (the trainer's job); existing prediction files are kept.
+
+Code layout: the checks of the cohort and the caches are in :mod:`npcseg.training.crossval_checks`; predicting cached
+cases, scoring them and the external cohort's evaluation in :mod:`npcseg.training.external`.
 """
 
 from __future__ import annotations
@@ -36,28 +40,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import SimpleITK as sitk
 
 import npcseg
 from npcseg.config import config_differences, config_to_dict, load_config, load_config_over, save_config
 from npcseg.data.splits import SPLITS_FILENAME, Fold, require_same_cases, save_splits, splits_for
-from npcseg.evaluation.scoring import json_safe, metrics_csv, score_prediction, summarize_metrics
-from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
+from npcseg.evaluation.scoring import json_safe, metrics_csv, summarize_metrics
+from npcseg.inference.postprocessing import PostprocessingConfig
 from npcseg.io.atomic import atomic_write_text
-from npcseg.io.cohort import Case, cases_of
-from npcseg.io.images import write_image
+from npcseg.io.cohort import Case
 from npcseg.io.volume import Grid
-from npcseg.preprocessing.cache import list_preprocessed, load_cache_config, load_preprocessed, load_record
-from npcseg.preprocessing.pipeline import to_original_grid
+from npcseg.preprocessing.cache import load_record
 from npcseg.training.config import TrainingConfig
+from npcseg.training.crossval_checks import check_cache, check_same_preprocessing, cohort_cases
+from npcseg.training.external import (
+    METRICS_FILENAME,
+    PREDICTIONS_DIRNAME,
+    SUMMARY_FILENAME,
+    EvaluationResult,
+    evaluate_external,
+    predict_cached,
+    score_case,
+)
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILENAME = "cv.yaml"
 FOLD_FILENAME = "fold.json"
-METRICS_FILENAME = "metrics.csv"
-SUMMARY_FILENAME = "summary.json"
-PREDICTIONS_DIRNAME = "predictions"
 EXTERNAL_DIRNAME = "external"
 
 
@@ -91,19 +99,6 @@ class CrossValidationConfig:
 
 
 @dataclass(frozen=True)
-class EvaluationResult:
-    """Out-of-fold (or external) predictions scored against the labels.
-
-    Attributes:
-        metrics: one record per labelled case (``case_id``, ``fold`` when applicable, the metric fields).
-        summary: the content of ``summary.json``.
-    """
-
-    metrics: list[dict[str, Any]]
-    summary: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class CrossValidationResult:
     """What :func:`run_crossvalidation` produced.
 
@@ -120,21 +115,6 @@ class CrossValidationResult:
     metrics: list[dict[str, Any]]
     summary: dict[str, Any]
     external: EvaluationResult | None = None
-
-
-def cohort_cases(cohort: Path, *, require_labels: bool = True) -> list[Case]:
-    """The cases of a cohort, sorted by id; with ``require_labels`` every case must have a label.
-
-    Raises:
-        ValueError: no cases, or (with ``require_labels``) cases without a label, named.
-    """
-    cases = cases_of(Path(cohort))
-    if not cases:
-        raise ValueError(f"{cohort}: no cases found")
-    unlabelled = [case.case_id for case in cases if case.label is None]
-    if require_labels and unlabelled:
-        raise ValueError(f"{cohort}: cross-validation needs a label for every case; no label in: {unlabelled}")
-    return sorted(cases, key=lambda case: case.case_id)
 
 
 def tumour_volumes_ml(cache: Path, case_ids: list[str]) -> list[float]:
@@ -203,7 +183,7 @@ def run_crossvalidation(
         raise ValueError("an external cohort needs its preprocessed cache too (give both or neither)")
     cases = cohort_cases(cohort)
     case_ids = [case.case_id for case in cases]
-    _check_cache(cache, case_ids, config.training.sequences)
+    check_cache(cache, case_ids, config.training.sequences)
     _check_claim(out, config)  # refuse before writing anything
     out.mkdir(parents=True, exist_ok=True)
     if splits is None:
@@ -222,7 +202,7 @@ def run_crossvalidation(
     for fold in folds:
         for case_id in fold.val:
             prediction = _prediction_path(out / f"fold_{fold.fold}", case_id)
-            rows.append({"case_id": case_id, "fold": fold.fold, **_score(prediction, by_id[case_id], config)})
+            rows.append({"case_id": case_id, "fold": fold.fold, **score_case(prediction, by_id[case_id], config)})
     rows.sort(key=lambda row: row["case_id"])
     for fold in folds:
         members = [row for row in rows if row["fold"] == fold.fold]
@@ -250,34 +230,6 @@ def run_crossvalidation(
             Path(external_cohort), Path(external_cache), out / EXTERNAL_DIRNAME, run_dirs, config, progress
         )
     return CrossValidationResult(out=out, folds=folds, metrics=rows, summary=summary, external=external)
-
-
-def check_same_preprocessing(cache: Path, other: Path) -> None:
-    """Raise ``ValueError`` unless the cache ``other`` was pre-processed like ``cache`` (registration source
-    aside), so an external cohort is normalised and resampled as the training cohort was."""
-    mine, theirs = config_to_dict(load_cache_config(cache)), config_to_dict(load_cache_config(other))
-    for settings in (mine, theirs):
-        settings.pop("registration_source", None)
-    changes = config_differences(mine, theirs)
-    if changes:
-        raise ValueError(
-            f"{other}: pre-processed differently from the training cache {cache} ({'; '.join(changes)}); "
-            f"pre-process it with --config {cache / 'preprocessing.yaml'}"
-        )
-
-
-def _check_cache(cache: Path, case_ids: list[str], sequences: tuple[str, ...]) -> None:
-    cache_sequences = load_cache_config(cache).sequences
-    lacking = [sequence for sequence in sequences if sequence not in cache_sequences]
-    if lacking:
-        raise ValueError(
-            f"{cache}: the cache lacks sequence(s) {lacking} the model needs (has {list(cache_sequences)})"
-        )
-    missing = sorted(set(case_ids) - set(list_preprocessed(cache)))
-    if missing:
-        raise FileNotFoundError(
-            f"{cache}: case(s) {missing} of the cohort are not in the cache; run `npcseg preprocess`"
-        )
 
 
 def _check_claim(out: Path, config: CrossValidationConfig) -> None:
@@ -349,96 +301,6 @@ def _run_fold(
     record["status"] = "complete"
     atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     return record
-
-
-def predict_cached(
-    cache: Path,
-    run_dirs: list[Path],
-    case_ids: list[str],
-    out: Path,
-    config: CrossValidationConfig,
-    progress: bool = False,
-    cases: dict[str, Case] | None = None,
-) -> None:
-    """Predict cached cases with the (ensemble of) ``run_dirs``; write ``out/<case_id>.nii.gz`` masks (uint8) on
-    the original T2 grids: probabilities -> original grid (linear) -> threshold -> 3D post-processing.
-
-    When ``cases`` gives the cohort's case of an id, the prediction must lie on its label's grid.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from npcseg.inference.predictor import load_predictor
-
-    predictor = load_predictor(
-        list(run_dirs),
-        tta_flip=config.tta_flip,
-        postprocessing=config.postprocessing,
-        num_threads=config.training.num_threads,
-        threshold=config.training.threshold,
-    )
-    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("cases", total=len(case_ids))
-        for case_id in case_ids:
-            case = load_preprocessed(cache, case_id)
-            probability = to_original_grid(predictor.predict_preprocessed(case), case.record, is_mask=False)
-            mask = (sitk.GetArrayViewFromImage(probability) >= config.training.threshold).astype(np.uint8)
-            image = sitk.GetImageFromArray(postprocess(mask, config.postprocessing))
-            image.CopyInformation(probability)
-            source = cases.get(case_id) if cases is not None else None
-            if source is not None and source.label is not None:
-                _require_same_grid(image, source.label, cache, case_id)
-            write_image(image, out / f"{case_id}.nii.gz")
-            bar.advance(task)
-
-
-def _require_same_grid(prediction: sitk.Image, label: Path, cache: Path, case_id: str) -> None:
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(label))
-    reader.ReadImageInformation()
-    label_grid = Grid(reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
-    mismatch = Grid.from_image(prediction).mismatch(label_grid)
-    if mismatch is not None:
-        raise ValueError(
-            f"{cache}: case {case_id!r} was cached from other images than {label} ({mismatch}); rebuild the cache"
-        )
-
-
-def _score(prediction_path: Path, case: Case, config: CrossValidationConfig) -> dict[str, float]:
-    assert case.label is not None
-    return score_prediction(prediction_path, case.label, tolerance_mm=config.tolerance_mm)
-
-
-def evaluate_external(
-    cohort: Path, cache: Path, out: Path, run_dirs: list[Path], config: CrossValidationConfig, progress: bool = True
-) -> EvaluationResult:
-    """Predict an external cohort with the ensemble of ``run_dirs``; score the labelled cases.
-
-    Writes ``out/predictions/<case_id>.nii.gz`` (existing ones kept), ``out/metrics.csv`` and
-    ``out/summary.json``. Cases without a label are predicted but not scored.
-    """
-    cases = cohort_cases(cohort, require_labels=False)
-    case_ids = [case.case_id for case in cases]
-    _check_cache(cache, case_ids, config.training.sequences)
-    by_id = {case.case_id: case for case in cases}
-    todo = [case_id for case_id in case_ids if not (out / PREDICTIONS_DIRNAME / f"{case_id}.nii.gz").is_file()]
-    if todo:
-        predict_cached(cache, run_dirs, todo, out / PREDICTIONS_DIRNAME, config, progress, by_id)
-    rows = [
-        {"case_id": case.case_id, **_score(out / PREDICTIONS_DIRNAME / f"{case.case_id}.nii.gz", case, config)}
-        for case in cases
-        if case.label is not None
-    ]
-    summary = {"package_version": npcseg.__version__, **summarize_metrics(rows), "config": config_to_dict(config)}
-    summary.update(cohort=str(cohort), num_predicted=len(case_ids), run_dirs=[str(path) for path in run_dirs])
-    summary["inputs"] = {
-        "cohort": str(cohort.resolve()),
-        "cache": str(cache.resolve()),
-        "predictions": str((out / PREDICTIONS_DIRNAME).resolve()),
-    }
-    atomic_write_text(out / METRICS_FILENAME, metrics_csv(rows))
-    atomic_write_text(out / SUMMARY_FILENAME, json.dumps(json_safe(summary), indent=1) + "\n")
-    return EvaluationResult(metrics=rows, summary=summary)
 
 
 def with_epochs(config: CrossValidationConfig, epochs: int) -> CrossValidationConfig:

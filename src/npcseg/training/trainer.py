@@ -19,8 +19,13 @@ Determinism: the weights' initialisation, the slice order and the augmentation d
 kernel); the thread count is ``config.num_threads``. Global torch settings are restored on return.
 
 Data-parallel training (several processes, ``DistributedDataParallel``) runs this same loop in every worker with
-a :class:`npcseg.training.distributed.DistributedContext`: ``config.batch_size`` is then the global batch, split
+a :class:`npcseg.training.data_parallel.DistributedContext`: ``config.batch_size`` is then the global batch, split
 over the ranks, and only rank 0 writes the run folder (see :mod:`npcseg.training.distributed`).
+
+Code layout: the train / validation case ids and their checks are in :mod:`npcseg.training.cases`; one optimiser step
+(single-process or data-parallel) in :mod:`npcseg.training.data_parallel`; the run's counters and the end of an
+epoch (validation, ``log.csv``, ``checkpoint_best.pt``) in :mod:`npcseg.training.epoch_end`; the progress bar in
+:mod:`npcseg.training.progress_bar`.
 """
 
 from __future__ import annotations
@@ -33,15 +38,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from npcseg.data.dataset import SliceDataset, SliceSampler, channel_indices, labelled_cases
-from npcseg.preprocessing.cache import list_preprocessed, load_cache_config
+from npcseg.data.dataset import SliceDataset, SliceSampler
+from npcseg.training.cases import check_cases
 from npcseg.training.checkpoint import (
-    BEST_FILENAME,
     LAST_FILENAME,
     capture_rng_state,
     load_checkpoint,
@@ -49,15 +52,14 @@ from npcseg.training.checkpoint import (
     save_checkpoint,
 )
 from npcseg.training.config import TrainingConfig
-from npcseg.training.run_folder import LOG_FILENAME, claim_run, finish_run, read_run_record, start_session, write_log
-from npcseg.training.validation import validate
-
-if TYPE_CHECKING:  # imported where used, so that `python -m npcseg.training.distributed` finds it unimported
-    from npcseg.training.distributed import DistributedContext
+from npcseg.training.data_parallel import DistributedContext, OnDevice, batch_share, training_step, wrap_model
+from npcseg.training.epoch_end import RunProgress, end_epoch
+from npcseg.training.progress_bar import progress_bar
+from npcseg.training.run_folder import LOG_FILENAME, claim_run, finish_run, read_run_record, start_session
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LOG_FILENAME", "TrainResult", "holdout_split", "resolve_case_ids", "train"]
+__all__ = ["LOG_FILENAME", "TrainResult", "train"]
 
 
 @dataclass(frozen=True)
@@ -85,50 +87,6 @@ class TrainResult:
     seconds: float
 
 
-def holdout_split(case_ids: list[str], validation_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """A seeded random split of ``case_ids`` into (train, validation), each sorted.
-
-    ``round(validation_fraction * n)`` cases (at least 1 when the fraction is above 0 and there are 2 or more
-    cases) go to validation.
-    """
-    ordered = sorted(case_ids)
-    num_validation = round(validation_fraction * len(ordered))
-    if validation_fraction > 0 and len(ordered) >= 2:
-        num_validation = min(max(num_validation, 1), len(ordered) - 1)
-    permutation = np.random.default_rng(seed).permutation(len(ordered))
-    validation = sorted(ordered[index] for index in permutation[:num_validation])
-    return [case for case in ordered if case not in validation], validation
-
-
-def resolve_case_ids(
-    cache: Path, config: TrainingConfig, train_ids: list[str] | None, val_ids: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """The (train, validation) case ids of a run from what the user gave.
-
-    Both given: used as they are. One given: the other is every other labelled case of the cache. Neither:
-    :func:`holdout_split` of the labelled cases by ``config.validation_fraction`` and ``config.seed``.
-
-    Raises:
-        FileNotFoundError: the cache folder is missing.
-        ValueError: the cache holds no labelled case.
-    """
-    if train_ids is not None and val_ids is not None:
-        return list(train_ids), list(val_ids)
-    cache = Path(cache)
-    if not cache.is_dir():
-        raise FileNotFoundError(f"{cache}: preprocessed cache folder not found")
-    labelled = labelled_cases(cache)
-    if not labelled:
-        raise ValueError(f"{cache}: no labelled cases in the cache")
-    if train_ids is None and val_ids is None:
-        return holdout_split(labelled, config.validation_fraction, config.seed)
-    if train_ids is None:
-        excluded = set(val_ids or [])
-        return [case for case in labelled if case not in excluded], list(val_ids or [])
-    chosen = set(train_ids)
-    return list(train_ids), [case for case in labelled if case not in chosen]
-
-
 @contextlib.contextmanager
 def _torch_settings(num_threads: int) -> Iterator[None]:
     """Deterministic algorithms and the thread count while training; the previous settings afterwards."""
@@ -143,44 +101,6 @@ def _torch_settings(num_threads: int) -> Iterator[None]:
     finally:
         torch.set_num_threads(previous_threads)
         torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
-
-
-def _check_cases(cache: Path, train_ids: list[str], val_ids: list[str], config: TrainingConfig) -> None:
-    if not train_ids:
-        raise ValueError("no training case ids given")
-    overlap = sorted(set(train_ids) & set(val_ids))
-    if overlap:
-        raise ValueError(f"case(s) {overlap} are in both the training and the validation ids")
-    available = set(list_preprocessed(cache))
-    missing = sorted(set(train_ids) - available) + sorted(set(val_ids) - available)
-    if missing:
-        raise ValueError(f"{cache}: case(s) {missing} are not in the preprocessed cache")
-    labelled = set(labelled_cases(cache))
-    unlabelled = sorted(set(train_ids) - labelled) + sorted(set(val_ids) - labelled)
-    if unlabelled:
-        raise ValueError(f"{cache}: case(s) {unlabelled} have no label; they cannot be used for training")
-    channel_indices(load_cache_config(cache).sequences, config.sequences, cache)
-
-
-@dataclass
-class _Progress:
-    """Mutable counters of a run (saved in ``checkpoint_last.pt``)."""
-
-    epoch: int = 0
-    step: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    best_val_dice: float = math.nan
-    epoch_loss_sum: float = 0.0
-    epoch_num_batches: int = 0
-    epoch_seconds: float = 0.0
-    seconds: float = 0.0
-    step_seconds: float = 0.0
-    num_slices: int = 0
-    history: list[dict[str, float]] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 def train(
@@ -217,14 +137,14 @@ def train(
     """
     cache, run_dir = Path(cache), Path(run_dir)
     train_ids, val_ids = list(train_ids), list(val_ids)
-    _check_cases(cache, train_ids, val_ids, config)
+    check_cases(cache, train_ids, val_ids, config)
     if distributed is None or distributed.is_main:
         claim_run(run_dir, cache, config, train_ids, val_ids)
     if distributed is not None:
         distributed.barrier()  # rank 0 has claimed (or checked) the folder
     if read_run_record(run_dir).get("status") == "complete":
         logger.info("%s: run already complete, not retrained", run_dir)
-        return _result(run_dir, already_complete=True, resumed=False)
+        return train_result(run_dir, already_complete=True, resumed=False)
     from npcseg.training.distributed import threads_per_process
 
     target = distributed.device if distributed is not None else torch.device(device or "cpu")
@@ -233,7 +153,8 @@ def train(
         return _train(cache, run_dir, config, train_ids, val_ids, progress, distributed, target)
 
 
-def _result(run_dir: Path, *, already_complete: bool, resumed: bool) -> TrainResult:
+def train_result(run_dir: Path, *, already_complete: bool, resumed: bool) -> TrainResult:
+    """The :class:`TrainResult` of a finished run folder (read from its ``run.json``)."""
     summary = read_run_record(run_dir)["result"]
     return TrainResult(
         run_dir=run_dir,
@@ -259,7 +180,6 @@ def _train(
 ) -> TrainResult:
     from npcseg.losses import build_loss
     from npcseg.models import build_model
-    from npcseg.training.distributed import OnDevice, batch_share, training_step, wrap_model
 
     session_start = time.perf_counter()
     random.seed(config.seed)
@@ -277,7 +197,7 @@ def _train(
         seed=config.seed,
     )
     generator = torch.Generator().manual_seed(config.seed)
-    state = _Progress(history=[])
+    state = RunProgress(history=[])
     last_path = run_dir / LAST_FILENAME
     resumed = last_path.is_file()
     if resumed:
@@ -287,7 +207,7 @@ def _train(
         sampler.load_state_dict(payload["sampler_state"])
         generator.set_state(payload["augmentation_rng"])
         restore_rng_state(payload["rng"])
-        state = _Progress(**payload["progress"])
+        state = RunProgress(**payload["progress"])
         logger.info("%s: resuming at epoch %d, step %d", run_dir, state.epoch + 1, state.step)
     else:
         sampler.set_epoch(0)
@@ -328,7 +248,7 @@ def _train(
 
     steps_per_epoch = -(-sampler.num_draws // config.batch_size)
     done_steps = state.epoch * steps_per_epoch + -(-sampler.position // config.batch_size)
-    with _progress_bar(progress and is_main, config.epochs * steps_per_epoch, done_steps) as (bar, task):
+    with progress_bar(progress and is_main, config.epochs * steps_per_epoch, done_steps) as (bar, task):
         while state.epoch < config.epochs:
             if sampler.epoch != state.epoch:
                 sampler.set_epoch(state.epoch)
@@ -360,7 +280,7 @@ def _train(
                 if every and state.step % every == 0 and not sampler.is_epoch_done:
                     save_last()
             if is_main:
-                _end_epoch(run_dir, config, validated, loss_function, val_data, state)
+                end_epoch(run_dir, config, validated, loss_function, val_data, state)
                 bar.update(task, val_dice=state.history[-1]["val_dice"])
             if distributed is not None:
                 distributed.barrier()  # the other ranks wait while rank 0 validates
@@ -372,7 +292,7 @@ def _train(
     if not is_main:
         assert distributed is not None
         distributed.barrier()  # rank 0 writes run.json
-        return _result(run_dir, already_complete=False, resumed=resumed)
+        return train_result(run_dir, already_complete=False, resumed=resumed)
     finish_run(
         run_dir,
         result={
@@ -392,75 +312,7 @@ def _train(
     )
     if distributed is not None:
         distributed.barrier()
-    return _result(run_dir, already_complete=False, resumed=resumed)
-
-
-def _end_epoch(
-    run_dir: Path,
-    config: TrainingConfig,
-    model: torch.nn.Module,
-    loss_function: torch.nn.Module,
-    val_data: SliceDataset | None,
-    state: _Progress,
-) -> None:
-    """Validate, log the epoch, and update ``checkpoint_best.pt`` when the validation Dice improved."""
-    assert state.history is not None
-    started = time.perf_counter()
-    result = (
-        validate(model, val_data, loss_function, threshold=config.threshold, batch_size=config.validation_batch_size)
-        if val_data is not None
-        else None
-    )
-    seconds = state.epoch_seconds + time.perf_counter() - started
-    state.seconds += seconds
-    epoch_number = state.epoch + 1
-    row = {
-        "epoch": epoch_number,
-        "train_loss": state.epoch_loss_sum / max(state.epoch_num_batches, 1),
-        "val_loss": result.loss if result is not None else math.nan,
-        "val_dice": result.dice if result is not None else math.nan,
-        "val_slice_dice": result.slice_dice if result is not None else math.nan,
-        "seconds": seconds,
-        "learning_rate": config.learning_rate,
-    }
-    state.history.append(row)
-    write_log(run_dir, state.history)
-    from npcseg.training.distributed import OnDevice
-
-    weights = model.network if isinstance(model, OnDevice) else model
-    score = result.dice if result is not None else math.inf  # without validation the last epoch is the best
-    if score > state.best_score or result is None:
-        state.best_score = score
-        state.best_epoch = epoch_number
-        state.best_val_dice = result.dice if result is not None else math.nan
-        save_checkpoint(
-            {
-                "model": weights.state_dict(),
-                "epoch": epoch_number,
-                "val_dice": state.best_val_dice,
-                "model_name": config.model,
-                "model_config": config.model_config_dict(),
-            },
-            run_dir / BEST_FILENAME,
-        )
-    logger.debug("epoch %d: %s", epoch_number, row)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool, total: int, completed: int) -> Iterator[tuple[Any, Any]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (
-        TextColumn("train epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("val Dice {task.fields[val_dice]:.3f}"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=not enabled) as bar:
-        task = bar.add_task("steps", total=total, completed=completed, epoch=1, loss=math.nan, val_dice=math.nan)
-        yield bar, task
+    return train_result(run_dir, already_complete=False, resumed=resumed)
 
 
 def _finite_or_none(value: float) -> float | None:
