@@ -28,6 +28,13 @@ def cv_command(
     external_cache: Path | None = typer.Option(
         None, "--external-cache", help="Preprocessed cache of the external cohort."
     ),
+    parallel_folds: int = typer.Option(
+        1,
+        "--parallel-folds",
+        min=1,
+        help="Folds trained at once in separate processes (each with cores // N threads unless the config sets "
+        "training.num_threads).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train every fold, predict its held-out patients on their original T2 grids, and score them."""
@@ -47,6 +54,7 @@ def cv_command(
             external_cohort=external,
             external_cache=external_cache,
             progress=progress,
+            parallel_folds=parallel_folds,
         )
     console = Console()
     console.print(summary_table(result.summary, f"{settings.num_folds}-fold cross-validation, {out}"))

@@ -159,6 +159,7 @@ def run_crossvalidation(
     progress: bool = True,
     *,
     splits: list[Fold] | None = None,
+    parallel_folds: int = 1,
 ) -> CrossValidationResult:
     """Train, predict out of fold and evaluate every fold (resumable; see the module docstring).
 
@@ -172,6 +173,9 @@ def run_crossvalidation(
         progress: show the trainer's and the prediction progress bars.
         splits: folds to use (e.g. shared between the arms of an experiment); saved as ``splits.json``; by
             default the saved ``splits.json`` or new volume-stratified folds.
+        parallel_folds: folds trained at once in separate (spawned) processes; each gets ``cores //
+            parallel_folds`` torch threads unless ``training.num_threads`` sets them. The result equals the
+            serial one when ``training.num_threads`` is set (the same thread count gives the same arithmetic).
 
     Raises:
         FileNotFoundError: missing cohort, cache, case in the cache or label.
@@ -195,9 +199,12 @@ def run_crossvalidation(
         save_config(config, out / CONFIG_FILENAME)
 
     by_id = {case.case_id: case for case in cases}
-    fold_records = []
-    for fold in folds:
-        fold_records.append(_run_fold(fold, cache, out, config, by_id, progress))
+    if parallel_folds < 1:
+        raise ValueError(f"parallel_folds must be at least 1, got {parallel_folds}")
+    if parallel_folds > 1 and len(folds) > 1:
+        fold_records = _run_folds_in_parallel(folds, cache, out, config, by_id, parallel_folds)
+    else:
+        fold_records = [_run_fold(fold, cache, out, config, by_id, progress) for fold in folds]
     rows: list[dict[str, Any]] = []
     for fold in folds:
         for case_id in fold.val:
@@ -301,6 +308,51 @@ def _run_fold(
     record["status"] = "complete"
     atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     return record
+
+
+def _start_fold_worker(num_threads: int) -> None:
+    """Fold-worker initialiser: torch and SimpleITK threads (the trainer overrides torch's when the config sets
+    ``num_threads``)."""
+    import SimpleITK as sitk
+    import torch
+
+    torch.set_num_threads(num_threads)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(num_threads)
+
+
+def _run_folds_in_parallel(
+    folds: list[Fold],
+    cache: Path,
+    out: Path,
+    config: CrossValidationConfig,
+    cases: dict[str, Case],
+    num_processes: int,
+) -> list[dict[str, Any]]:
+    """:func:`_run_fold` for every fold in a pool of spawned processes (no progress bars; log lines instead).
+    On an error the queued folds are cancelled, the running ones finish (their folders stay resumable) and the
+    error is raised."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    num_processes = min(num_processes, len(folds))
+    num_threads = max(1, (os.cpu_count() or 1) // num_processes)
+    logger.info("training %d folds in %d processes of %d thread(s)", len(folds), num_processes, num_threads)
+    pool = ProcessPoolExecutor(
+        max_workers=num_processes,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_fold_worker,
+        initargs=(num_threads,),
+    )
+    records: dict[int, dict[str, Any]] = {}
+    try:
+        futures = {pool.submit(_run_fold, fold, cache, out, config, cases, False): fold.fold for fold in folds}
+        for future in as_completed(futures):
+            records[futures[future]] = future.result()
+            logger.info("fold %d: done", futures[future])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [records[fold.fold] for fold in folds]
 
 
 def with_epochs(config: CrossValidationConfig, epochs: int) -> CrossValidationConfig:
