@@ -6,7 +6,8 @@ Measured in the same run, so every figure sees the same machine load:
    ``UNet(spatial_dims=2, in_channels=2, out_channels=1, strides=(2, 2, 2, 2), num_res_units=2)`` whose channels
    ``(c, 2c, 4c, 8c, 16c)`` are chosen so its FLOPs per slice are closest to the default DEU's. For each:
    parameters, GFLOPs per slice (:func:`npcseg.models.flops.count_flops`: 2 x multiply-adds of the convolutions),
-   inference ms per slice at batch 8 under ``torch.inference_mode``, training slices per second (Adam, Dice loss,
+   inference ms per slice at ``npcseg predict``'s batch (2, ``channels_last`` on the CPU) under
+   ``torch.inference_mode``, training slices per second (Adam, Dice loss,
    batch 4, forward + backward + step), and the achieved inference GFLOP/s as a fraction of the machine's float32
    matmul GFLOP/s (2048 x 2048 ``torch.matmul``). Timings are medians over ``--repeats`` rounds after one warm-up
    round; each round runs two matmuls and then every network's inference batch and training step in turn, so a
@@ -17,7 +18,8 @@ Measured in the same run, so every figure sees the same machine load:
    slices takes tens of seconds).
 2. ``pipeline``: one patient at a time through the library, for each of ``--cases`` full-size synthetic cases:
    ``load`` (read T1, T2), ``register`` (rigid T1 -> T2, default settings), ``preprocess`` (the ``deu`` preset with
-   that transform; it reads the files again itself), ``network`` (all slices, batch 8, sigmoid),
+   that transform; it reads the files again itself), ``network`` (all slices, the predictor's batch and layout,
+   sigmoid),
    ``to_original`` (probabilities back onto the T2 grid), ``postprocess`` (threshold 0.5, drop single-slice
    components) and ``write`` (mask NIfTI). Load, register and preprocess are shared; the last four stages run once
    per network (DEU default and MONAI U-Net, untrained weights: the masks are not meaningful, only the timings).
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -56,6 +59,7 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from npcseg.inference.postprocessing import postprocess
+from npcseg.inference.predictor import DEFAULT_BATCH_SIZE
 from npcseg.io.cohort import cases_of
 from npcseg.io.images import read_image, write_image
 from npcseg.losses import build_loss
@@ -70,7 +74,7 @@ from npcseg.synth.config import preset_config
 
 SIZE = 256
 CHANNELS = 2
-INFERENCE_BATCH = 8
+INFERENCE_BATCH = DEFAULT_BATCH_SIZE  # what `npcseg predict` uses (2)
 TRAINING_BATCH = 4
 MATMUL_SIZE = 2048
 THRESHOLD = 0.5
@@ -78,6 +82,8 @@ NARROW = {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}
 SEQUENCES = {"sequences": ["t1", "t2"]}
 DEVICE = torch.device("cpu")
 """Where the networks and the matmul run (``--device``)."""
+MEMORY_FORMAT = torch.channels_last
+"""Inference layout: ``channels_last`` on the CPU as in ``npcseg predict`` (set in ``main``); training: default."""
 BF16 = False
 """Run the networks under bfloat16 autocast (``--bf16``, CUDA only)."""
 
@@ -142,8 +148,11 @@ def matched_monai_base(target_flops: int) -> tuple[int, int]:
 
 
 def inference_step(model: nn.Module, batch_size: int = INFERENCE_BATCH) -> Callable[[], object]:
-    """One forward pass of ``batch_size`` slices with sigmoid under inference mode (model in eval mode)."""
+    """One forward pass of ``batch_size`` slices with sigmoid under inference mode (a copy of the model in eval
+    mode and ``MEMORY_FORMAT``, as the predictor runs it)."""
+    model = copy.deepcopy(model).to(memory_format=MEMORY_FORMAT)  # type: ignore[call-overload]
     batch = torch.rand(batch_size, CHANNELS, SIZE, SIZE, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    batch = batch.contiguous(memory_format=MEMORY_FORMAT)
 
     def forward() -> None:
         model.eval()
@@ -234,13 +243,14 @@ def benchmark_networks(
 
 
 def network_probabilities(model: nn.Module, image: np.ndarray) -> np.ndarray:
-    """Sigmoid probabilities ``(Z, S, S)`` of a preprocessed image ``(C, Z, S, S)``, in batches of 8 slices."""
-    model.eval()
+    """Sigmoid probabilities ``(Z, S, S)`` of a preprocessed image ``(C, Z, S, S)``, in batches of
+    ``INFERENCE_BATCH`` slices in ``MEMORY_FORMAT`` (as the predictor does)."""
+    model = copy.deepcopy(model).to(memory_format=MEMORY_FORMAT).eval()  # type: ignore[call-overload]
     slices = torch.from_numpy(np.ascontiguousarray(image.transpose(1, 0, 2, 3)))
     outputs = []
     with torch.inference_mode(), autocast():
         for start in range(0, slices.shape[0], INFERENCE_BATCH):
-            logits = model(slices[start : start + INFERENCE_BATCH].to(DEVICE))
+            logits = model(slices[start : start + INFERENCE_BATCH].to(DEVICE).contiguous(memory_format=MEMORY_FORMAT))
             outputs.append(torch.sigmoid(logits.float())[:, 0].cpu().numpy())
     return np.concatenate(outputs)
 
@@ -333,13 +343,14 @@ def main() -> None:
     arguments = parser.parse_args()
     if arguments.cases < 1 or arguments.threads < 1 or arguments.repeats < 1 or arguments.large_batch < 0:
         parser.error("--cases, --threads and --repeats must be at least 1, --large-batch at least 0")
-    global DEVICE, BF16
+    global DEVICE, BF16, MEMORY_FORMAT
     if arguments.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA GPU")
     DEVICE = torch.device("cuda" if arguments.device != "cpu" and torch.cuda.is_available() else "cpu")
     if arguments.bf16 and DEVICE.type != "cuda":
         parser.error("--bf16 is for CUDA only (bfloat16 autocast was about 30x slower than float32 on this CPU)")
     BF16 = arguments.bf16
+    MEMORY_FORMAT = torch.channels_last if DEVICE.type == "cpu" else torch.contiguous_format
     torch.set_num_threads(arguments.threads)
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(arguments.threads)
     started = time.perf_counter()

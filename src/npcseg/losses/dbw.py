@@ -32,9 +32,10 @@ and the batch loss is the mean of the slices' ``L`` (each slice normalised by it
 per image; with batch size 1, the paper's and our trainer's default, there is no difference). Defaults ``k = 10``,
 ``w_b = 20`` (the paper's best, Table 4). With ``w_b = 1`` the loss is exactly the mean BCE.
 
-Cost, measured on this project's 2-core CPU (AVX2, shared with a background training run, one torch thread; medians
-of 50-100 calls, minimum in brackets). One 384 x 384 map for an ellipse covering 1.1 % of the slice (the paper's
-average tumour area): 6.1 ms (2.0 ms) with Canny on the mask's bounding box plus a margin of ``ceil(4 sigma) + 4``
+Cost (``benchmarks/dbw_speed.py``), measured on this project's 2-core CPU (AVX2, shared with a background run,
+one torch thread; medians of 50-100 calls, minimum in brackets). One 384 x 384 map for an ellipse covering
+1.1 % of the slice (the paper's average tumour area): 6.1 ms (2.0 ms) with Canny on the mask's bounding box plus
+a margin of ``ceil(4 sigma) + 4``
 pixels (exactly the whole-slice result: Gaussian, Sobel and non-maximum suppression look no further and the
 thresholds are absolute; a test checks it), against 24 ms for Canny on the whole slice; a disc covering 25 %:
 15.9 ms (5.7 ms); a slice without tumour: 0.05 ms. One training step (forward, backward, Adam) on one 3-sequence
