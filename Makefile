@@ -32,8 +32,8 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo 'installing chromium for the report test (apt-get)'; \
-	    timeout 600 apt-get install -y -q chromium >/dev/null 2>&1 || \
-	    { timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 600 apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { timeout 90 apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -q chromium >/dev/null 2>&1; } || \
 	    echo 'warning: could not install chromium; the browser test will be skipped'; \
 	  else echo 'note: chromium not found and not installable here; the browser test will be skipped'; fi; }
 
