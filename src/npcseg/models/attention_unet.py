@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from npcseg.models.blocks import ConvNormAct, check_groups, check_input, init_prior_bias
+from npcseg.models.blocks import ConvNormAct, check_input, check_layer_settings, init_prior_bias
 from npcseg.models.registry import register_model
 
 
@@ -97,14 +97,7 @@ class AttentionUNetConfig:
             raise ValueError(f"sequences must be one or more distinct names, got {list(self.sequences)}")
         if len(self.widths) < 2:
             raise ValueError(f"widths must give at least 2 levels, got {list(self.widths)}")
-        if self.num_groups < 1:
-            raise ValueError(f"num_groups must be at least 1, got {self.num_groups}")
-        for level, width in enumerate(self.widths):
-            check_groups(width, self.num_groups, f"widths[{level}]")
-        if not 0.0 <= self.negative_slope < 1.0:
-            raise ValueError(f"negative_slope must be in [0, 1), got {self.negative_slope}")
-        if self.prior_probability is not None and not 0.0 < self.prior_probability < 1.0:
-            raise ValueError(f"prior_probability must be in (0, 1) or null, got {self.prior_probability}")
+        check_layer_settings(self.widths, self.num_groups, self.negative_slope, self.prior_probability)
 
     @property
     def size_divisor(self) -> int:

@@ -67,6 +67,21 @@ def init_prior_bias(head: nn.Conv2d, prior_probability: float | None) -> None:
         nn.init.constant_(head.bias, math.log(prior_probability / (1.0 - prior_probability)))
 
 
+def check_layer_settings(
+    widths: tuple[int, ...], num_groups: int, negative_slope: float, prior_probability: float | None
+) -> None:
+    """Validate the settings every conv-norm-act network config shares (raise ``ValueError`` naming the field):
+    ``num_groups`` >= 1 dividing every width, ``negative_slope`` in [0, 1), ``prior_probability`` in (0, 1)."""
+    if num_groups < 1:
+        raise ValueError(f"num_groups must be at least 1, got {num_groups}")
+    for level, width in enumerate(widths):
+        check_groups(width, num_groups, f"widths[{level}]")
+    if not 0.0 <= negative_slope < 1.0:
+        raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
+    if prior_probability is not None and not 0.0 < prior_probability < 1.0:
+        raise ValueError(f"prior_probability must be in (0, 1) or null, got {prior_probability}")
+
+
 class ConvNormAct(nn.Sequential):
     """Convolution -> GroupNorm -> LeakyReLU ("post-activation").
 
