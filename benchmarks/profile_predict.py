@@ -37,22 +37,18 @@ from typing import Any
 import SimpleITK as sitk
 import torch
 
-from npcseg.config import save_config
 from npcseg.inference import load_predictor
 from npcseg.inference.cohort import write_case
 from npcseg.io.cohort import cases_of
 from npcseg.io.images import read_image
-from npcseg.models import build_model
-from npcseg.preprocessing.config import preset
 from npcseg.preprocessing.pipeline import preprocess_case
 from npcseg.registration.config import RegistrationConfig
 from npcseg.registration.rigid import register_rigid
 from npcseg.registration.tre import evaluation_points, target_registration_error
 from npcseg.synth.cohort import synthesize_cohort
 from npcseg.synth.config import preset_config
-from npcseg.training.config import TrainingConfig
+from untrained_runs import WIDTHS, make_run
 
-WIDTHS = {"narrow": {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}, "default": {}}
 BATCH_SIZES = (1, 2, 4, 8)
 REGISTRATION_VARIANTS = {
     "default": {},
@@ -60,18 +56,6 @@ REGISTRATION_VARIANTS = {
     "refine_sampling_0.05": {"refine_sampling_fraction": 0.05},
     "fast (one pass, 0.10)": {"refine_sampling_fraction": 0.1, "refine_max_iterations": 1},
 }
-
-
-def make_run(run_dir: Path, model: str, seed: int = 0) -> None:
-    """A run folder holding an untrained DEU (``deu`` pre-processing): timings only, the masks mean nothing."""
-    torch.manual_seed(seed)
-    config = TrainingConfig(model="deu", model_options=WIDTHS[model])
-    network = build_model("deu", config.model_config())
-    run_dir.mkdir(parents=True)
-    save_config(config, run_dir / "config.yaml")
-    save_config(preset("deu"), run_dir / "preprocessing.yaml")
-    checkpoint = {"model": network.state_dict(), "model_name": "deu", "model_config": config.model_config_dict()}
-    torch.save(checkpoint, run_dir / "checkpoint_best.pt")
 
 
 def stage_seconds(run_dir: Path, case: Any, out: Path, batch_size: int) -> tuple[dict[str, float], int]:

@@ -39,8 +39,8 @@ from npcseg.models import build_model
 from npcseg.preprocessing.cache import case_files
 from npcseg.preprocessing.config import PreprocessingConfig
 from npcseg.training.data_parallel import batch_share
+from untrained_runs import WIDTHS
 
-WIDTHS = {"narrow": {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}, "default": {}}
 STAGES = ("data", "forward", "backward", "optimizer")
 
 

@@ -38,12 +38,10 @@ from typing import Any
 
 import torch
 
-from npcseg.config import save_config
-from npcseg.models import build_model
 from npcseg.preprocessing.config import preset
 from npcseg.training.config import TrainingConfig
+from untrained_runs import WIDTHS, make_run
 
-WIDTHS = {"narrow": {"widths": [8, 16, 32, 64, 128, 128], "growth_rate": 8}, "default": {}}
 BYTES_PER_SLICE = 256 * 256 * (2 * 4 + 1)
 """A training slice in memory: two float32 channels and a uint8 label of 256 x 256."""
 SLICES_PER_FULL_PATIENT = 32.5
@@ -55,18 +53,6 @@ def peak_rss_mb() -> dict[str, float]:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"process_mb": round(own, 1), "largest_child_mb": round(children, 1)}
-
-
-def make_run(run_dir: Path, model: str) -> None:
-    """A run folder with an untrained DEU on the ``deu`` pre-processing (timings only)."""
-    torch.manual_seed(0)
-    config = TrainingConfig(model="deu", model_options=WIDTHS[model])
-    network = build_model("deu", config.model_config())
-    run_dir.mkdir(parents=True)
-    save_config(config, run_dir / "config.yaml")
-    save_config(preset("deu"), run_dir / "preprocessing.yaml")
-    checkpoint = {"model": network.state_dict(), "model_name": "deu", "model_config": config.model_config_dict()}
-    torch.save(checkpoint, run_dir / "checkpoint_best.pt")
 
 
 def predict_stage(run_dir: Path, cohort: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
