@@ -153,6 +153,33 @@ def read_series_with_itk(files: list[Path]) -> sitk.Image:
     return reader.Execute()
 
 
+PATIENT_AND_STUDY_KEYWORDS = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+)
+"""What a derived object (RTSTRUCT, SEG) must copy from its source series: the patient and study reference."""
+
+
+def assert_new_object_of_same_patient(dataset: Dataset, files: list[Path], absent: tuple[str, ...]) -> None:
+    """``dataset`` has UIDs of its own, copies the patient and study reference of the series ``files`` and holds
+    none of ``absent`` (patient data it must not copy)."""
+    source = header(files[0])
+    input_uids = {str(header(file).SOPInstanceUID) for file in files} | {str(source.SeriesInstanceUID)}
+    assert str(dataset.SOPInstanceUID) not in input_uids and str(dataset.SeriesInstanceUID) not in input_uids
+    for keyword in PATIENT_AND_STUDY_KEYWORDS:
+        assert dataset[keyword].value == source[keyword].value, keyword
+    for keyword in absent:
+        assert keyword not in dataset, keyword
+
+
 def header(path: Path) -> Dataset:
     """A file's header without pixel data."""
     return pydicom.dcmread(path, stop_before_pixels=True)

@@ -8,7 +8,16 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from dicom_output_builders import LEAKED_KEYWORDS, SHAPE_ZYX, header, lesion_mask, mask_image, rotation, write_mr_series
+from dicom_output_builders import (
+    LEAKED_KEYWORDS,
+    SHAPE_ZYX,
+    assert_new_object_of_same_patient,
+    header,
+    lesion_mask,
+    mask_image,
+    rotation,
+    write_mr_series,
+)
 
 from npcseg import __version__
 from npcseg.dicom.seg import read_seg, write_seg
@@ -55,23 +64,7 @@ def test_seg_describes_the_segment_and_copies_only_patient_and_study_identificat
     assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("npcseg", __version__)
     assert dataset.Manufacturer == "npcseg" and dataset.SoftwareVersions == __version__
     assert dataset.FrameOfReferenceUID == source.FrameOfReferenceUID
-    input_uids = {str(header(file).SOPInstanceUID) for file in files} | {str(source.SeriesInstanceUID)}
-    assert str(dataset.SOPInstanceUID) not in input_uids and str(dataset.SeriesInstanceUID) not in input_uids
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "StudyInstanceUID",
-        "StudyDate",
-        "StudyTime",
-        "AccessionNumber",
-        "ReferringPhysicianName",
-        "StudyID",
-    ):
-        assert dataset[keyword].value == source[keyword].value, keyword
-    for keyword in (*LEAKED_KEYWORDS, "StudyDescription"):
-        assert keyword not in dataset, keyword
+    assert_new_object_of_same_patient(dataset, files, (*LEAKED_KEYWORDS, "StudyDescription"))
     referenced = {
         str(item.ReferencedSOPInstanceUID) for item in dataset.ReferencedSeriesSequence[0].ReferencedInstanceSequence
     }
