@@ -97,6 +97,25 @@ def test_crossval_compare_cli_end_to_end(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "DEU largest" in result.output and "'largest_component' -> 'none'" in result.output
 
+    # a second table in the same OUT reuses equal rows by folder (nothing retrained) and writes its own files
+    checkpoint = out / "deu" / "fold_0" / "checkpoint_best.pt"
+    stamp = checkpoint.stat().st_mtime_ns
+    second = _write(
+        tmp_path / "second.yaml", {"title": "again", "base": _base(), "rows": [{"name": "Plain", "folder": "deu"}]}
+    )
+    arguments[1] = str(second)
+    result = CliRunner().invoke(app, [*arguments, "--name", "second", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert checkpoint.stat().st_mtime_ns == stamp
+    assert "| Plain | 4 |" in (out / "second.md").read_text() and "| DEU | 4 |" in (out / "table.md").read_text()
+    # ... but a row claiming that folder with other settings is refused, naming the folder
+    changed = {"name": "Other", "folder": "deu", "postprocessing": {"mode": "none"}}
+    _write(second, {"title": "again", "base": _base(), "rows": [changed]})
+    result = CliRunner().invoke(app, [*arguments, "--name", "second", "--no-progress"])
+    assert result.exit_code == 2 and "folder 'deu'" in result.output
+    result = CliRunner().invoke(app, [*arguments, "--name", "../escape", "--no-progress"])
+    assert result.exit_code == 2 and "plain file name" in result.output
+
 
 @pytest.mark.parametrize("table", ["seqseg-table3.yaml", "seqseg-table4.yaml", "seqseg-table5.yaml"])
 def test_shipped_seqseg_tables_resolve_and_every_row_builds(table: str) -> None:
@@ -104,10 +123,26 @@ def test_shipped_seqseg_tables_resolve_and_every_row_builds(table: str) -> None:
     from npcseg.models import build_model
 
     comparison = load_comparison([Path(__file__).parents[2] / "configs" / table])
-    assert comparison.reference == comparison.rows[-1].name
-    assert len({(row.config.training.epochs, row.config.num_folds) for row in comparison.rows}) == 1  # same budget
+    assert comparison.reference in {row.name for row in comparison.rows}
+    budgets = {
+        (row.config.training.epochs, row.config.training.max_slices_per_epoch, row.config.num_folds)
+        for row in comparison.rows
+    }
+    assert len(budgets) == 1  # the same budget for every row
     for row in comparison.rows:
         training = row.config.training
         assert training.sequences == ("t1", "t1c", "t2")
         build_model(training.model, training.model_config())
         build_loss(training.loss, **training.loss_options)
+
+
+def test_shipped_tables_agree_on_every_shared_row_folder() -> None:
+    """Tables 3-5 share one OUT in benchmarks/seqseg_synthetic_compare.sh: a folder in two tables is one run."""
+
+    by_folder: dict[str, dict] = {}
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("seqseg-table*.yaml"))
+    for path in configs:
+        for row in load_comparison([path]).rows:
+            settings = config_to_dict(row.config)
+            assert by_folder.setdefault(row.folder, settings) == settings, f"{path.name}: {row.name}"
+    assert len(configs) >= 3 and "u-net" in by_folder

@@ -20,6 +20,12 @@ def compare_command(
     ),
     folds: int | None = typer.Option(None, "--folds", min=2, help="Number of folds for every row (overrides)."),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Training epochs for every row (overrides)."),
+    name: str = typer.Option(
+        "table", "--name", help="Table file name in OUT (NAME.csv/.json/.md); tables sharing OUT reuse equal rows."
+    ),
+    parallel_folds: int = typer.Option(
+        1, "--parallel-folds", min=1, help="Folds trained at once per row, each in its own process."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train every row on the same folds; print mean ± sd of Dice, precision, recall, CC, HD95 and Wilcoxon p."""
@@ -31,8 +37,11 @@ def compare_command(
         from npcseg.evaluation.comparison import load_comparison, run_comparison
 
         comparison = load_comparison(configs, reference=reference, num_folds=folds, epochs=epochs)
-        result = run_comparison(cohort, cache, out, comparison, progress=progress)
+        result = run_comparison(
+            cohort, cache, out, comparison, name=name, parallel_folds=parallel_folds, progress=progress
+        )
     console = Console()
     console.print(f"{comparison.title}\n", highlight=False, markup=False)
     console.print(result.table.to_markdown(), highlight=False, markup=False)
-    console.print(f"written: {out / 'table.csv'}, {out / 'table.json'}, {out / 'table.md'}", highlight=False)
+    written = ", ".join(str(out / f"{name}.{suffix}") for suffix in ("csv", "json", "md"))
+    console.print(f"written: {written}", highlight=False)

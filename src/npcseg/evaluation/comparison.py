@@ -24,9 +24,15 @@ A comparison file (YAML)::
 Several files may be given; their rows are concatenated (each row over its own file's base). Layout of ``OUT``::
 
     splits.json                   the shared folds
-    comparison.yaml               the resolved rows (a rerun must match them)
-    <row-folder>/                 one cross-validation folder per row (folder = the row name, slugified)
-    table.csv  table.json  table.md
+    comparison.yaml               the resolved rows by folder (a rerun must match them)
+    <row-folder>/                 one cross-validation folder per row (``folder:``, default the row name slugified)
+    table.csv  table.json  table.md   (``--name NAME``: NAME.csv ...; tables sharing OUT share equal rows)
+
+A row may carry a ``cascade:`` section (SeqSeg Table 6: the detect-then-segment cascade,
+:class:`npcseg.detection.cascade_cv.CascadeExperimentConfig`: crop and presence settings, ``detector:`` and
+``presence:`` sub-sections); such a row is cross-validated by
+:func:`npcseg.detection.cascade_cv.run_cascade_crossvalidation` on the same folds, its ``training`` settings
+training the crop segmenter.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from npcseg.evaluation.table import METRIC_TITLES, MetricTable, TestName, build_
 from npcseg.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
+    from npcseg.detection.cascade_cv import CascadeExperimentConfig
     from npcseg.training.crossval import CrossValidationConfig, CrossValidationResult
 
 logger = logging.getLogger(__name__)
@@ -57,11 +64,13 @@ _FILE_KEYS = {"title", "reference", "test", "metrics", "base", "rows"}
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One configuration: its table label, its folder under ``OUT`` and its resolved cross-validation settings."""
+    """One configuration: its table label, its folder under ``OUT`` and its resolved cross-validation settings
+    (plus the cascade's settings for a detect-then-segment row)."""
 
     name: str
     folder: str
     config: CrossValidationConfig
+    cascade: CascadeExperimentConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,13 @@ class Comparison:
             "test": self.test,
             "metrics": list(self.metrics),
             "rows": [
-                {"name": row.name, "folder": row.folder, "config": config_to_dict(row.config)} for row in self.rows
+                {
+                    "name": row.name,
+                    "folder": row.folder,
+                    "config": config_to_dict(row.config),
+                    **({"cascade": config_to_dict(row.cascade)} if row.cascade is not None else {}),
+                }
+                for row in self.rows
             ],
         }
 
@@ -146,13 +161,14 @@ def load_comparison(
         for position, row in enumerate(data["rows"]):
             if not isinstance(row, Mapping) or not isinstance(row.get("name"), str):
                 raise ValueError(f"{path}: rows[{position}] needs a 'name'")
-            overrides = {key: value for key, value in row.items() if key not in ("name", "folder")}
+            overrides = {key: value for key, value in row.items() if key not in ("name", "folder", "cascade")}
             config = merge_over(base, overrides, where=f"{path}: row {row['name']!r}")
+            cascade = _cascade_of(row, where=f"{path}: row {row['name']!r} cascade")
             if num_folds is not None:
                 config = merge_over(config, {"num_folds": num_folds})
             if epochs is not None:
                 config = with_epochs(config, epochs)
-            rows.append(ComparisonRow(row["name"], str(row.get("folder") or slug(row["name"])), config))
+            rows.append(ComparisonRow(row["name"], str(row.get("folder") or slug(row["name"])), config, cascade))
     if test not in get_args(TestName):
         raise ValueError(f"{paths[0]}: unknown test {test!r}; use one of {list(get_args(TestName))}")
     unknown_metrics = [metric for metric in metrics if metric not in METRIC_TITLES]
@@ -163,6 +179,15 @@ def load_comparison(
     if chosen not in {row.name for row in rows}:
         raise ValueError(f"reference {chosen!r} is not a row; rows: {[row.name for row in rows]}")
     return Comparison(title=title, rows=tuple(rows), reference=chosen, metrics=metrics, test=cast(TestName, test))
+
+
+def _cascade_of(row: Mapping[str, Any], *, where: str) -> CascadeExperimentConfig | None:
+    """The row's ``cascade:`` section over the defaults, or ``None`` for a whole-slice row."""
+    if "cascade" not in row:
+        return None
+    from npcseg.detection.cascade_cv import CascadeExperimentConfig
+
+    return merge_over(CascadeExperimentConfig(), row["cascade"] or {}, where=where)
 
 
 def _check_rows(rows: Sequence[ComparisonRow]) -> None:
@@ -176,22 +201,31 @@ def _check_rows(rows: Sequence[ComparisonRow]) -> None:
 
 
 def _claim(out: Path, comparison: Comparison) -> None:
-    """Write ``comparison.yaml``, or check a rerun keeps the rows that already exist unchanged."""
+    """Write ``comparison.yaml``, or check that every row folder already in ``out`` keeps its settings.
+
+    Rows are keyed by folder, so several comparison files may share one ``OUT``: a row of one table whose folder and
+    settings equal a row of another (SeqSeg's plain U-Net is in Tables 3, 4 and 5) is trained once and reused.
+    """
     path = out / COMPARISON_FILENAME
     wanted = comparison.to_dict()
     if path.is_file():
-        saved = {row["name"]: row for row in (read_yaml(path) or {}).get("rows", [])}
+        saved = {row["folder"]: row for row in (read_yaml(path) or {}).get("rows", [])}
         for row in wanted["rows"]:
-            if row["name"] in saved and saved[row["name"]] != row:
-                changes = config_differences(saved[row["name"]], row)
-                raise ValueError(
-                    f"{out}: row {row['name']!r} was run with other settings ({'; '.join(changes)}); "
-                    "use another output folder or another row name"
+            previous = saved.get(row["folder"])
+            if previous is not None and (previous["config"], previous.get("cascade")) != (
+                row["config"],
+                row.get("cascade"),
+            ):
+                changes = config_differences(
+                    {**previous["config"], "cascade": previous.get("cascade")},
+                    {**row["config"], "cascade": row.get("cascade")},
                 )
-        wanted["rows"] = [
-            *[row for name, row in saved.items() if name not in comparison_names(comparison)],
-            *wanted["rows"],
-        ]
+                raise ValueError(
+                    f"{out}: row {row['name']!r} (folder {row['folder']!r}) was run with other settings "
+                    f"({'; '.join(changes)}); use another output folder or another row folder"
+                )
+        folders = {row.folder for row in comparison.rows}
+        wanted["rows"] = [*[row for folder, row in saved.items() if folder not in folders], *wanted["rows"]]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, yaml.safe_dump(wanted, sort_keys=False))
 
@@ -202,7 +236,14 @@ def comparison_names(comparison: Comparison) -> set[str]:
 
 
 def run_comparison(
-    cohort: Path, cache: Path, out: Path, comparison: Comparison, *, progress: bool = True
+    cohort: Path,
+    cache: Path,
+    out: Path,
+    comparison: Comparison,
+    *,
+    name: str = "table",
+    parallel_folds: int = 1,
+    progress: bool = True,
 ) -> ComparisonResult:
     """Cross-validate every row on the same folds and build the table (resumable: rerun to continue).
 
@@ -211,16 +252,20 @@ def run_comparison(
         cache: its preprocessed cache holding every sequence any row needs.
         out: the comparison folder (created).
         comparison: the rows (:func:`load_comparison`).
+        name: file name of the table (``NAME.csv`` / ``.json`` / ``.md``), so several tables can share ``out``.
+        parallel_folds: folds trained at once per row (see :func:`~npcseg.training.crossval.run_crossvalidation`).
         progress: show progress bars.
 
     Returns:
-        The table (also written as ``table.csv`` / ``.json`` / ``.md`` into ``out``) and every row's result.
+        The table (also written as ``NAME.csv`` / ``.json`` / ``.md`` into ``out``) and every row's result.
     """
     from npcseg.data.splits import SPLITS_FILENAME, splits_for
     from npcseg.training.crossval import run_crossvalidation, tumour_volumes_ml
     from npcseg.training.crossval_checks import cohort_cases
 
     out = Path(out)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ValueError(f"table name {name!r} must be a plain file name (letters, digits, '.', '_', '-')")
     cases = cohort_cases(cohort)
     case_ids = [case.case_id for case in cases]
     first = comparison.rows[0].config
@@ -229,12 +274,19 @@ def run_comparison(
     results: dict[str, CrossValidationResult] = {}
     for number, row in enumerate(comparison.rows, start=1):
         logger.info("comparison row %d/%d: %s", number, len(comparison.rows), row.name)
+        if row.cascade is not None:
+            from npcseg.detection.cascade_cv import run_cascade_crossvalidation
+
+            results[row.name] = run_cascade_crossvalidation(
+                cohort, cache, out / row.folder, row.config, row.cascade, splits=folds, progress=progress
+            )
+            continue
         results[row.name] = run_crossvalidation(
-            cohort, cache, out / row.folder, row.config, splits=folds, progress=progress
+            cohort, cache, out / row.folder, row.config, splits=folds, parallel_folds=parallel_folds, progress=progress
         )
     values = {name: _by_case(result.metrics, case_ids, comparison.metrics) for name, result in results.items()}
     table = build_table(values, comparison.reference, comparison.metrics, test=comparison.test, label="Method")
-    write_table(table, out)
+    write_table(table, out, name)
     return ComparisonResult(out=out, table=table, rows=results)
 
 

@@ -210,9 +210,9 @@ def build_table(
     return MetricTable(rows=tuple(rows), metrics=tuple(metrics), reference=reference, test=test, label=label)
 
 
-def write_table(table: MetricTable, out: Path) -> None:
-    """Write ``table.csv``, ``table.json`` and ``table.md`` into ``out`` (atomically)."""
+def write_table(table: MetricTable, out: Path, name: str = "table") -> None:
+    """Write ``NAME.csv``, ``NAME.json`` and ``NAME.md`` into ``out`` (atomically)."""
     out = Path(out)
-    atomic_write_text(out / "table.csv", table.to_csv())
-    atomic_write_text(out / "table.json", json.dumps(table.to_json(), indent=1) + "\n")
-    atomic_write_text(out / "table.md", table.to_markdown())
+    atomic_write_text(out / f"{name}.csv", table.to_csv())
+    atomic_write_text(out / f"{name}.json", json.dumps(table.to_json(), indent=1) + "\n")
+    atomic_write_text(out / f"{name}.md", table.to_markdown())
