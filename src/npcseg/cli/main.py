@@ -11,6 +11,7 @@ from npcseg.cli import (
     compare,
     cv,
     demo,
+    detect,
     evaluate,
     experiment,
     export,
@@ -55,6 +56,7 @@ app.add_typer(stats.stats_app, name="stats")
 app.command("report")(report.report_command)
 app.add_typer(import_data.import_app, name="import")
 app.add_typer(export.export_app, name="export")
+app.add_typer(detect.detect_app, name="detect")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,112 @@
+"""The exploration ablation of the paper's Table 2: prior-knowledge exploration (eps_priori 0.8, 0.4) against plain
+eps-greedy (eps_priori 0), same training cases, same held-out cases, same seed and every other setting equal.
+
+Output folder ``OUT``::
+
+    <setting>/run/            the detector run of each setting (resumable; see :mod:`npcseg.detection.run_folder`)
+    <setting>/test/           its scores on the held-out tumour slices (:mod:`npcseg.detection.evaluate`)
+    ablation.csv / .md        one row per setting: recall and IoU min / max / mean on the held-out slices
+    convergence.png           loss per epoch (and held-out recall per epoch) of the three runs
+
+With ``monitor_test`` (the default) the held-out cases are also the runs' validation cases, so the convergence
+figure shows their greedy recall per epoch; nothing is selected on it (every setting's result is its final weights).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from npcseg.detection.config import DetectorConfig
+from npcseg.detection.evaluate import evaluate_detector
+from npcseg.detection.figures import plot_convergence
+from npcseg.detection.run_folder import LOG_FILENAME
+from npcseg.detection.scores import DetectionSummary, write_detection_table
+from npcseg.detection.training import train_detector
+
+logger = logging.getLogger(__name__)
+
+ABLATION_SETTINGS: tuple[tuple[str, float], ...] = (
+    ("eps_priori_0.8", 0.8),
+    ("eps_priori_0.4", 0.4),
+    ("eps_greedy", 0.0),
+)
+"""(name, start eps_priori) of the ablation's settings (the paper's Table 2)."""
+TABLE_STEM = "ablation"
+CONVERGENCE_FILENAME = "convergence.png"
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One setting of the ablation: its name, start eps_priori, run folder and held-out summary."""
+
+    setting: str
+    eps_priori: float
+    run_dir: Path
+    summary: DetectionSummary
+
+
+def run_exploration_ablation(
+    cache: Path,
+    out: Path,
+    train_ids: Sequence[str],
+    test_ids: Sequence[str],
+    config: DetectorConfig,
+    *,
+    settings: Sequence[tuple[str, float]] = ABLATION_SETTINGS,
+    monitor_test: bool = True,
+    num_figures: int = 0,
+    progress: bool = True,
+) -> list[AblationRow]:
+    """Train one detector per exploration setting and score each on the held-out cases' tumour slices.
+
+    Args:
+        cache: the preprocessed cache.
+        out: the ablation folder (see the module docstring); a rerun resumes unfinished runs and reuses finished ones.
+        train_ids: training cases (shared by every setting).
+        test_ids: held-out cases (disjoint from ``train_ids``).
+        config: every other setting; its ``exploration.eps_priori`` is replaced by each setting's value.
+        settings: (name, eps_priori) pairs.
+        monitor_test: validate on the held-out cases after every epoch (for the convergence figure only).
+        num_figures: episode figures per setting (of held-out slices).
+        progress: progress bars.
+
+    Returns:
+        One row per setting, in ``settings`` order.
+
+    Raises:
+        ValueError: no training or test ids, overlapping ids, or repeated setting names.
+    """
+    if not train_ids or not test_ids:
+        raise ValueError("the exploration ablation needs training and test case ids")
+    overlap = sorted(set(train_ids) & set(test_ids))
+    if overlap:
+        raise ValueError(f"case(s) {overlap} are in both the training and the test ids")
+    names = [name for name, _ in settings]
+    if len(set(names)) != len(names):
+        raise ValueError(f"setting names repeat: {names}")
+    out = Path(out)
+    rows = []
+    for name, eps_priori in settings:
+        setting_config = replace(config, exploration=replace(config.exploration, eps_priori=eps_priori))
+        run_dir = out / name / "run"
+        logger.info("ablation %s: eps_priori %.2f -> %s", name, eps_priori, run_dir)
+        train_detector(
+            cache,
+            train_ids,
+            run_dir,
+            setting_config,
+            val_ids=test_ids if monitor_test else (),
+            progress=progress,
+        )
+        summary = evaluate_detector(run_dir, cache, test_ids, out / name / "test", num_figures=num_figures)
+        rows.append(AblationRow(name, eps_priori, run_dir, summary))
+    caption = (
+        f"Exploration ablation: {len(train_ids)} training case(s), {len(test_ids)} held-out case(s) "
+        f"({rows[0].summary.num_slices} tumour slices), {config.epochs} epoch(s), seed {config.seed}."
+    )
+    write_detection_table(out / TABLE_STEM, {row.setting: row.summary for row in rows}, caption=caption)
+    plot_convergence({row.setting: row.run_dir / LOG_FILENAME for row in rows}, out / CONVERGENCE_FILENAME)
+    return rows

@@ -1,0 +1,190 @@
+"""The detector run folder's bookkeeping: claiming a folder, ``run.json`` and ``log.csv``.
+
+Layout of a detector run ``RUN``::
+
+    config.yaml          the resolved DetectorConfig (written first: the folder's identity)
+    preprocessing.yaml   the config of the cache it was trained on
+    run.json             versions, seed, cache, case ids, slice counts, timings, feature-cache statistics, status
+    log.csv              one row per finished epoch (:data:`LOG_COLUMNS`)
+    checkpoint_last.pt   agent (networks, optimiser, replay), finished epochs, random states, log (resume)
+    detector.pt          the final Q-network and what inference needs (written when the last epoch is done)
+
+A rerun into the folder must have the same config (except a larger ``epochs``: training then continues), the same
+case ids and a cache of the same preprocessing config; otherwise it is refused with the differences listed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import npcseg
+from npcseg.config import config_differences, config_to_dict, load_config, save_config
+from npcseg.detection.config import DetectorConfig
+from npcseg.io.atomic import atomic_write_bytes, atomic_write_text
+from npcseg.preprocessing.cache import CONFIG_FILENAME as CACHE_CONFIG_FILENAME
+from npcseg.preprocessing.cache import load_cache_config
+from npcseg.preprocessing.config import PreprocessingConfig
+from npcseg.training.run_folder import RUN_FILENAME, read_run_record, update_run_record
+
+CONFIG_FILENAME = "config.yaml"
+PREPROCESSING_FILENAME = "preprocessing.yaml"
+LOG_FILENAME = "log.csv"
+LAST_CHECKPOINT_FILENAME = "checkpoint_last.pt"
+DETECTOR_FILENAME = "detector.pt"
+LOG_COLUMNS = (
+    "epoch",
+    "loss",
+    "reward",
+    "train_iou",
+    "train_recall",
+    "eps_priori",
+    "eps",
+    "seconds",
+    "num_updates",
+    "cache_hit_rate",
+    "val_recall_mean",
+    "val_recall_min",
+    "val_iou_mean",
+    "val_iou_min",
+)
+"""``log.csv`` columns: 0-based epoch; mean L1 loss of its optimiser steps; mean summed reward of its training
+episodes; mean IoU and recall of their final boxes; the exploration probabilities used; wall seconds; optimiser
+steps; fraction of crop-feature look-ups answered from the cache; greedy validation recall and IoU (mean, min;
+``nan`` without validation cases)."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def versions() -> dict[str, str]:
+    """Versions of npcseg, Python, torch, numpy and gymnasium."""
+    import gymnasium
+
+    return {
+        "npcseg": npcseg.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "gymnasium": gymnasium.__version__,
+    }
+
+
+def claim_detector_run(
+    run_dir: Path, cache: Path, config: DetectorConfig, train_ids: Sequence[str], val_ids: Sequence[str]
+) -> dict[str, Any]:
+    """Set up ``run_dir`` for this run, or check that it holds this very run; returns its ``run.json``.
+
+    A saved config that differs only by a smaller ``epochs`` is updated to the new value (training continues).
+
+    Raises:
+        ValueError: the folder holds other files, or a run with other settings (the differing fields are named),
+            other case ids, or one trained on a cache of another preprocessing config.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / CONFIG_FILENAME
+    if config_path.is_file():
+        saved = load_config(DetectorConfig, config_path)
+        changes = config_differences(config_to_dict(saved), config_to_dict(config))
+        blocking = [change for change in changes if not change.startswith("epochs:")]
+        if blocking:
+            raise ValueError(
+                f"{run_dir}: holds a detector run with other settings ({'; '.join(blocking)}); use a new run "
+                "folder, or delete this one to start over"
+            )
+        if changes:  # only epochs changed: the per-epoch schedules do not depend on the total, so training continues
+            save_config(config, config_path)
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ValueError(f"{run_dir}: not empty and not a detector run folder (no {CONFIG_FILENAME}); refusing")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, config_path)
+
+    cache_config = load_cache_config(cache)
+    preprocessing_path = run_dir / PREPROCESSING_FILENAME
+    if preprocessing_path.is_file():
+        saved_preprocessing = load_config(PreprocessingConfig, preprocessing_path)
+        changes = config_differences(config_to_dict(saved_preprocessing), config_to_dict(cache_config))
+        if changes:
+            raise ValueError(
+                f"{run_dir}: was trained on a cache with another preprocessing config than {cache} "
+                f"({'; '.join(changes)})"
+            )
+    else:
+        atomic_write_bytes(preprocessing_path, (Path(cache) / CACHE_CONFIG_FILENAME).read_bytes())
+
+    run_path = run_dir / RUN_FILENAME
+    if not run_path.is_file():
+        record: dict[str, Any] = {
+            "kind": "dqn-detector",
+            "status": "created",
+            "versions": versions(),
+            "seed": config.seed,
+            "sequences": list(config.sequences),
+            "cache": str(cache),
+            "train_ids": list(train_ids),
+            "val_ids": list(val_ids),
+            "timings": {"created": _now()},
+            "sessions": 0,
+        }
+        atomic_write_text(run_path, json.dumps(record, indent=1) + "\n")
+        return record
+    record = read_run_record(run_dir)
+    for name, wanted in (("train_ids", train_ids), ("val_ids", val_ids)):
+        if list(record.get(name, [])) != list(wanted):
+            raise ValueError(
+                f"{run_dir}: holds a detector run with other {name} ({record.get(name)}, now {list(wanted)}); "
+                "use a new run folder"
+            )
+    return record
+
+
+def start_session(run_dir: Path, **facts: Any) -> None:
+    """Mark the run as running and count one more training session."""
+    record = read_run_record(run_dir)
+    update_run_record(
+        run_dir,
+        status="running",
+        sessions=int(record.get("sessions", 0)) + 1,
+        versions=versions(),
+        timings={"last_session_started": _now()},
+        **facts,
+    )
+
+
+def finish_run(run_dir: Path, **facts: Any) -> None:
+    """Mark the run complete, merging ``facts`` (timings, results) into ``run.json``."""
+    timings = dict(facts.pop("timings", {}))
+    update_run_record(run_dir, status="complete", timings={**timings, "finished": _now()}, **facts)
+
+
+def write_log(run_dir: Path, rows: Sequence[dict[str, float]]) -> None:
+    """Rewrite ``log.csv`` (one row per finished epoch, columns :data:`LOG_COLUMNS`) atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {key: (int(row[key]) if key == "epoch" else repr(float(row.get(key, math.nan)))) for key in LOG_COLUMNS}
+        )
+    atomic_write_text(Path(run_dir) / LOG_FILENAME, buffer.getvalue())
+
+
+def read_log(run_dir: Path) -> list[dict[str, float]]:
+    """The rows of ``log.csv`` as floats."""
+    path = Path(run_dir) / LOG_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no detector training log")
+    with path.open(newline="") as handle:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]

@@ -1,0 +1,104 @@
+"""`npcseg detect train | predict | ablation` on a tiny cache with CliRunner: exit codes, messages, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from detection_tiny_cache import write_tiny_detection_cache
+from typer.testing import CliRunner
+
+from npcseg.cli.main import app
+from npcseg.data.splits import Fold, save_splits
+from npcseg.detection.ablation import ABLATION_SETTINGS
+from npcseg.detection.run_folder import DETECTOR_FILENAME
+
+TINY_YAML = """
+encoder_depth: 18
+backbone_width: 8
+input_size: 32
+hidden_sizes: [32]
+batch_size: 8
+replay_size: 64
+target_sync_steps: 10
+max_steps: 5
+seed: 1
+exploration:
+  eps_priori_decay: 0.4
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("detection_cli")
+    write_tiny_detection_cache(root / "cache", num_cases=3)
+    (root / "tiny.yaml").write_text(TINY_YAML)
+    return root / "cache", root / "tiny.yaml"
+
+
+def test_train_then_predict(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, config = setup
+    runner = CliRunner()
+    run = tmp_path / "run"
+    arguments = ["detect", "train", "--cache", str(cache), "--out", str(run), "--cases", "case000,case001"]
+    arguments += ["--config", str(config), "--epochs", "1", "--eps-priori", "0.6", "--no-progress"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "trained 1 epoch(s)" in result.output and "4 tumour slice(s) of 2 case(s)" in result.output
+    assert (run / DETECTOR_FILENAME).is_file()
+    assert "eps_priori: 0.6" in (run / "config.yaml").read_text()
+    again = runner.invoke(app, arguments)
+    assert again.exit_code == 0 and "already complete" in again.output
+    changed = runner.invoke(app, [*arguments[:-2], "0.8", "--no-progress"])
+    assert changed.exit_code == 2 and "exploration.eps_priori: 0.6 -> 0.8" in changed.output
+
+    out = tmp_path / "predicted"
+    result = runner.invoke(
+        app, ["detect", "predict", "--run", str(run), "--cache", str(cache), "--out", str(out), "--figures", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 case(s), 2 tumour slice(s)" in result.output  # default: the case not trained on
+    with (out / "detection_slices.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(row["case_id"], int(row["z"])) for row in rows] == [("case002", 1), ("case002", 2)]
+    summary = json.loads((out / "detection_summary.json").read_text())
+    assert summary["summary"]["num_slices"] == 2 and summary["extra"]["case_ids"] == ["case002"]
+    assert len(list((out / "figures").glob("*.png"))) == 1
+
+
+def test_train_on_a_fold_and_bad_input(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, config = setup
+    splits = tmp_path / "splits.json"
+    save_splits([Fold(0, ("case001", "case002"), ("case000",)), Fold(1, ("case000",), ("case001", "case002"))], splits)
+    runner = CliRunner()
+    run = tmp_path / "fold1"
+    arguments = ["detect", "train", "--cache", str(cache), "--out", str(run), "--splits", str(splits), "--fold", "1"]
+    result = runner.invoke(app, [*arguments, "--config", str(config), "--epochs", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run / "run.json").read_text())
+    assert record["train_ids"] == ["case000"] and record["val_ids"] == ["case001", "case002"]
+    lone_fold = runner.invoke(app, ["detect", "train", "--cache", str(cache), "--out", str(run), "--fold", "1"])
+    assert lone_fold.exit_code == 2 and "--splits and --fold go together" in lone_fold.output
+    missing = runner.invoke(
+        app, ["detect", "predict", "--run", str(tmp_path / "nothing"), "--cache", str(cache), "--out", str(tmp_path)]
+    )
+    assert missing.exit_code == 2 and "error" in missing.output
+
+
+def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, config = setup
+    out = tmp_path / "ablation"
+    arguments = ["detect", "ablation", "--cache", str(cache), "--out", str(out), "--train", "case000"]
+    arguments += ["--test", "case002", "--config", str(config), "--epochs", "1", "--no-progress"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    with (out / "ablation.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["setting"] for row in rows] == [name for name, _ in ABLATION_SETTINGS]
+    assert all(int(row["num_slices"]) == 2 for row in rows)
+    assert "| eps_greedy |" in (out / "ablation.md").read_text()
+    assert (out / "convergence.png").stat().st_size > 1000
+    for name, eps_priori in ABLATION_SETTINGS:
+        assert f"eps_priori: {eps_priori}" in (out / name / "run" / "config.yaml").read_text()
