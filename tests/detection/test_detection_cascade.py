@@ -170,3 +170,8 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     expected = read_image(fold / "predictions" / f"{held_out}.nii.gz")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(prediction.mask), sitk.GetArrayFromImage(expected))
     assert prediction.mask.GetSpacing() == expected.GetSpacing() and predictor.describe()["method"] == "seqseg"
+    from npcseg.detection.cascade_training import load_trained_cascade
+
+    # the fold folder as `npcseg predict --method seqseg --cascade` reads it gives the same mask
+    loaded = load_trained_cascade(fold).predict_case(case)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(loaded.mask), sitk.GetArrayFromImage(expected))

@@ -131,3 +131,18 @@ def test_slice_features_cache_crops_by_pixel_window() -> None:
     assert backbone.num_calls == 1
     assert (features.num_misses, features.num_hits) == (3, 4)
     assert features.crop_features_many([]).shape == (0, backbone.feature_size)
+
+
+def test_a_feature_grid_keeps_where_the_features_are() -> None:
+    torch.manual_seed(0)
+    encoder = ResNetEncoder(18, 3, base_width=8)
+    images = torch.rand(2, 3, 128, 128)
+    deepest = encoder.eval()(images)[-1]  # (2, 64, 4, 4)
+    gridded = Backbone(encoder, grid=2)(images)
+    assert gridded.shape == (2, 64 * 4) and Backbone(encoder).feature_size == 64
+    # cell (row 1, column 0) of channel 5 = the mean of the deepest map's lower-left 2 x 2 block, channel-major order
+    cells = gridded.reshape(2, 64, 2, 2)
+    assert torch.allclose(cells[:, 5, 1, 0], deepest[:, 5, 2:4, 0:2].mean(dim=(1, 2)), atol=1e-6)
+    assert torch.allclose(cells.mean(dim=(2, 3)), Backbone(encoder)(images), atol=1e-6)
+    with pytest.raises(ValueError, match="input_size"):
+        DetectorConfig(feature_grid=2, input_size=32)

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from npcseg.detection.scores import DetectionSummary
 
 detect_app = typer.Typer(
-    help="Deep-Q-learning tumour box detector (SeqSeg instance level): train, predict, exploration ablation.",
+    help="Deep-Q-learning tumour box detector (SeqSeg instance level): train, predict, exploration ablation; "
+    "training of the whole detect-then-segment cascade.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -169,3 +170,64 @@ def ablation_command(
     for row in rows:
         console.print(f"{row.setting}: {_summary_line(row.summary)}")
     console.print(f"table -> {out / TABLE_STEM}.md / .csv; convergence figure -> {out / CONVERGENCE_FILENAME}")
+
+
+CASCADE_CONFIG_HELP = (
+    "YAML file with a 'cascade:' section (as a Table 6 comparison row's: crops, presence, 'detector:' and "
+    "'presence:' sub-sections), a 'training:' section (the crop segmenter's TrainingConfig fields) and 'crop_seed', "
+    "each over the defaults (configs/seqseg-cascade.yaml)."
+)
+
+
+@detect_app.command("cascade-train")
+def cascade_train_command(
+    cache: Path = typer.Option(..., "--cache", help="Preprocessed cache folder (output of `npcseg preprocess`)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Cascade folder: detector/, crops/, segmenter/, presence/ (a rerun resumes each piece)."
+    ),
+    cases: str | None = typer.Option(
+        None, "--cases", help="Comma-separated training case ids (default: every labelled case not in --val-cases)."
+    ),
+    val_cases: str | None = typer.Option(
+        None,
+        "--val-cases",
+        help="Comma-separated validation case ids (detector recall logged; best epochs of the segmenter and the "
+        "presence classifier).",
+    ),
+    config: Path | None = typer.Option(None, "--config", help=CASCADE_CONFIG_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Train the detect-then-segment cascade (box detector, crop segmenter, tumour-present classifier) for
+    `npcseg predict --method seqseg --cascade OUT`."""
+    from rich.console import Console
+
+    from npcseg.cli.errors import user_errors
+
+    with user_errors():
+        from npcseg.data.dataset import labelled_cases
+        from npcseg.detection.cascade_training import (
+            CascadeTrainingConfig,
+            load_cascade_training_config,
+            train_cascade,
+        )
+
+        settings = load_cascade_training_config(config) if config is not None else CascadeTrainingConfig()
+        val_ids = _ids(val_cases) or []
+        train_ids = _ids(cases) or [case for case in labelled_cases(cache) if case not in set(val_ids)]
+        result = train_cascade(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
+    console = Console(soft_wrap=True, highlight=False)
+    last = result.detector.log[-1]
+    presence = result.presence["result"]
+    console.print(
+        f"detector: {result.detector.num_epochs} epoch(s), training recall {last['train_recall']:.3f}, validation "
+        f"recall {last['val_recall_mean']:.3f}"
+    )
+    console.print(
+        f"crop segmenter: {result.num_crop_train_cases} training case(s) with tumour, best epoch "
+        f"{result.segmenter.best_epoch} (validation Dice {result.segmenter.best_val_dice:.3f})"
+    )
+    console.print(
+        f"presence classifier: best epoch {presence['best_epoch']}, validation accuracy "
+        f"{presence.get('accuracy', float('nan')):.3f}"
+    )
+    console.print(f"{result.seconds:.1f} s -> {out} (npcseg predict --method seqseg --cascade {out})")

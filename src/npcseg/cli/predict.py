@@ -1,4 +1,4 @@
-"""`npcseg predict`: segment a case or a cohort with one or more trained runs (masks on the original T2 grids)."""
+"""`npcseg predict`: segment cases with trained runs or the SeqSeg cascade (masks on the original T2 grids)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,29 @@ from typing import Any
 
 import typer
 
+METHODS = ("network", "seqseg")
+"""``--method`` choices: trained segmentation networks (``--model``) or the SeqSeg cascade (``--cascade``)."""
+
 
 def predict_command(
-    model: list[Path] = typer.Option(
-        ...,
+    model: list[Path] | None = typer.Option(
+        None,
         "--model",
         "-m",
-        help="Training run folder, or cross-validation folder (ensemble of its folds); repeat to ensemble runs.",
+        help="Training run folder, or cross-validation folder (ensemble of its folds); repeat to ensemble runs "
+        "(--method network).",
+    ),
+    method: str = typer.Option(
+        "network",
+        "--method",
+        help="network: the segmentation networks of --model; seqseg: the detect-then-segment cascade of --cascade "
+        "(presence per slice, box detector, crop segmenter; on every slice).",
+    ),
+    cascade: Path | None = typer.Option(
+        None,
+        "--cascade",
+        help="--method seqseg: a trained cascade (`npcseg detect cascade-train` OUT) or a fold of a cascade "
+        "cross-validation (OUT/<row>/fold_<k>).",
     ),
     input_path: Path = typer.Option(
         ..., "--input", "-i", help="Cohort folder (COHORT/cases/<case_id>/) or one case folder; never modified."
@@ -42,8 +58,11 @@ def predict_command(
     threshold: float | None = typer.Option(
         None, "--threshold", help="Foreground probability threshold (default: the runs' own)."
     ),
-    batch_size: int = typer.Option(
-        2, "--batch-size", min=1, help="Slices per forward pass (2 was fastest on CPUs: benchmarks/profile_predict.py)."
+    batch_size: int | None = typer.Option(
+        None,
+        "--batch-size",
+        min=1,
+        help="Slices per forward pass (default 2, fastest on CPUs: benchmarks/profile_predict.py; --method network).",
     ),
     registration: str = typer.Option(
         "trained",
@@ -63,7 +82,8 @@ def predict_command(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Register, pre-process as trained, run the networks, map back onto each case's T2 grid, post-process."""
+    """Register, pre-process as trained, run the networks (or the SeqSeg cascade), map back onto each case's T2
+    grid, post-process."""
     from rich.console import Console
 
     from npcseg.cli.errors import user_errors
@@ -71,10 +91,19 @@ def predict_command(
     with user_errors():
         from npcseg.inference.cohort import predict_cohort
         from npcseg.inference.postprocessing import PostprocessingConfig
+        from npcseg.inference.predictor import DEFAULT_BATCH_SIZE
 
+        _check_method(method, model, cascade, tta=tta, batch_size=batch_size, workers=workers)
         settings = PostprocessingConfig(mode=postprocess, connectivity=connectivity)  # type: ignore[arg-type]
+        predictor = None
+        if cascade is not None:
+            from npcseg.detection.cascade_training import load_trained_cascade
+
+            predictor = load_trained_cascade(
+                cascade, threshold=threshold, postprocessing=settings, registration=registration
+            )
         summary = predict_cohort(
-            model,
+            model or [],
             input_path,
             output,
             write_probability=probability,
@@ -82,20 +111,49 @@ def predict_command(
             roi_name=roi_name,
             tta_flip=tta,
             postprocessing=settings,
-            batch_size=batch_size,
+            batch_size=batch_size or DEFAULT_BATCH_SIZE,
             num_threads=threads,
             threshold=threshold,
             progress=progress,
             num_workers=workers,
             registration=registration,
+            predictor=predictor,
         )
     console = Console()
     console.print(_table(summary))
+    done = summary["num_cases"] - summary["num_skipped"]
+    what = "the SeqSeg cascade" if method == "seqseg" else f"{len(summary['settings']['runs'])} network(s)"
     console.print(
-        f"predicted {summary['num_cases'] - summary['num_skipped']} case(s) ({summary['num_skipped']} already done) "
-        f"with {len(summary['settings']['runs'])} network(s) into {output}",
-        highlight=False,
+        f"predicted {done} case(s) ({summary['num_skipped']} already done) with {what} into {output}", highlight=False
     )
+
+
+def _check_method(
+    method: str, model: list[Path] | None, cascade: Path | None, *, tta: bool, batch_size: int | None, workers: int
+) -> None:
+    """``ValueError`` naming the option when the options do not fit ``--method``."""
+    if method not in METHODS:
+        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "network":
+        if cascade is not None:
+            raise ValueError("--cascade is for --method seqseg; --method network takes the runs of --model")
+        if not model:
+            raise ValueError("--method network needs at least one --model run folder")
+        return
+    if cascade is None:
+        raise ValueError("--method seqseg needs --cascade (a `npcseg detect cascade-train` folder or a cascade fold)")
+    unused = {
+        "--model": bool(model),
+        "--tta": tta,
+        "--batch-size": batch_size is not None,
+        "--workers > 1": workers > 1,
+    }
+    given = [name for name, is_given in unused.items() if is_given]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)} do(es) not apply to --method seqseg (the cascade's pieces come from --cascade, it "
+            "has no flip test-time augmentation, its crop segmenter batches crops itself, it runs in one process)"
+        )
 
 
 def _table(summary: dict[str, Any]) -> Any:

@@ -214,7 +214,7 @@ def predict_cascade(
     if crops:
         crop_probabilities = segmenter.probabilities(np.stack(crops))
         for crop, (index, window) in zip(crop_probabilities, placed, strict=True):
-            probability[index] = np.maximum(probability[z], paste_crop(crop, window, (height, width)))
+            probability[index] = np.maximum(probability[index], paste_crop(crop, window, (height, width)))
     mask = postprocess((probability >= config.threshold).astype(np.uint8), config.postprocessing)
     return CascadeResult(
         probability=probability,

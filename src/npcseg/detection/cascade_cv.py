@@ -2,7 +2,8 @@
 :func:`npcseg.training.crossval.run_crossvalidation` (same folds, same metrics, same output layout).
 
 Per fold, on the fold's training patients with the same inner validation subset as the whole-slice runs
-(:func:`~npcseg.training.crossval.inner_validation_ids`):
+(:func:`~npcseg.training.crossval.inner_validation_ids`), :func:`npcseg.detection.cascade_training.train_cascade`
+trains into ``fold_<k>/`` (crop jitter seeded by the cross-validation's ``seed``):
 
 1. the box detector (:func:`npcseg.detection.training.train_detector`, inner validation logged only);
 2. the crop cache of the training + inner validation patients' tumour slices (:func:`crops.build_crop_cache`);
@@ -19,6 +20,7 @@ treats a whole-slice network's probabilities -- and scored by the same code
 Layout of ``OUT`` (that of run_crossvalidation, plus)::
 
     cascade.yaml            the resolved CascadeExperimentConfig (a rerun with other settings is refused)
+    fold_<k>/cascade_training.yaml / .json   the fold's trained cascade (`npcseg predict --method seqseg --cascade`)
     fold_<k>/detector/      detector run     fold_<k>/crops/      crop cache      fold_<k>/segmenter/  training run
     fold_<k>/presence/      presence run     fold_<k>/cascade/<case_id>.json: presence and boxes per slice
     fold_<k>/predictions/   masks on the original T2 grids; fold.json adds the held-out detection and presence scores
@@ -47,15 +49,14 @@ from npcseg.data.splits import SPLITS_FILENAME, Fold, splits_for
 from npcseg.detection.boxes import Box, box_of_mask
 from npcseg.detection.cascade import CascadeConfig, load_crop_segmenter, predict_cascade
 from npcseg.detection.config import DetectorConfig
-from npcseg.detection.crops import build_crop_cache
-from npcseg.detection.presence import PresenceConfig, load_presence, presence_scores, train_presence
+from npcseg.detection.presence import PresenceConfig, load_presence, presence_scores
 from npcseg.detection.scores import score_boxes
 from npcseg.evaluation.scoring import json_safe, metrics_csv, summarize_metrics
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
 from npcseg.io.atomic import atomic_write_text
 from npcseg.io.cohort import Case
 from npcseg.io.images import write_image
-from npcseg.preprocessing.cache import list_preprocessed, load_cache_config, load_preprocessed
+from npcseg.preprocessing.cache import load_cache_config, load_preprocessed
 from npcseg.preprocessing.pipeline import to_original_grid
 from npcseg.training.crossval import (
     FOLD_FILENAME,
@@ -209,10 +210,10 @@ def _run_fold(
     cases: dict[str, Case],
     progress: bool,
 ) -> dict[str, Any]:
-    """Train the fold's pieces (each skipped when complete), predict its held-out cases; its ``fold.json``."""
+    """Train the fold's pieces (:func:`~npcseg.detection.cascade_training.train_cascade`, skipped when the fold
+    is trained), predict its held-out cases; its ``fold.json``."""
+    from npcseg.detection.cascade_training import CascadeTrainingConfig, train_cascade
     from npcseg.detection.inference import load_detector
-    from npcseg.detection.training import train_detector
-    from npcseg.training.trainer import train
 
     fold_dir = out / f"fold_{fold.fold}"
     record_path = fold_dir / FOLD_FILENAME
@@ -222,29 +223,13 @@ def _run_fold(
         train_ids = [case_id for case_id in fold.train if case_id not in inner]
         logger.info("cascade fold %d: %d training case(s), %d inner validation", fold.fold, len(train_ids), len(inner))
         started = time.perf_counter()
-        detector = train_detector(
-            cache, train_ids, fold_dir / "detector", cascade.detector, val_ids=inner, progress=progress
-        )
-        crops = build_crop_cache(
+        trained = train_cascade(
             cache,
-            [*train_ids, *inner],
-            fold_dir / "crops",
-            scale=cascade.scale,
-            size=cascade.crop_size,
-            jitter=cascade.crop_jitter,
-            seed=config.seed,
-        )
-        cropped = set(list_preprocessed(crops))
-        segmenter = train(
-            crops,
-            fold_dir / "segmenter",
-            config.training,
-            [c for c in train_ids if c in cropped],
-            [c for c in inner if c in cropped],
+            train_ids,
+            fold_dir,
+            CascadeTrainingConfig(cascade=cascade, training=config.training, crop_seed=config.seed),
+            val_ids=inner,
             progress=progress,
-        )
-        presence = train_presence(
-            cache, train_ids, fold_dir / "presence", cascade.presence, val_ids=inner, progress=progress
         )
         record = {
             "fold": fold.fold,
@@ -252,11 +237,11 @@ def _run_fold(
             "train": train_ids,
             "inner_validation": inner,
             "held_out": list(fold.val),
-            "segmenter_best_epoch": segmenter.best_epoch,
-            "segmenter_best_inner_val_dice": segmenter.best_val_dice,
-            "presence_inner_validation": presence["result"],
+            "segmenter_best_epoch": trained.segmenter.best_epoch,
+            "segmenter_best_inner_val_dice": trained.segmenter.best_val_dice,
+            "presence_inner_validation": trained.presence["result"],
             "train_seconds": time.perf_counter() - started,
-            "detector_epochs": detector.num_epochs,
+            "detector_epochs": trained.detector.num_epochs,
         }
         atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     todo = [case_id for case_id in fold.val if not _prediction_path(fold_dir, case_id).is_file()]

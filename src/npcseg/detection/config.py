@@ -81,6 +81,9 @@ class DetectorConfig:
     backbone_weights: str | None = None
     """Local file with the backbone's weights: torchvision-named ResNet weights, or a segmentation run's checkpoint
     whose network has an ``encoder`` (RANet); ``None`` = random initialisation (fixed by ``seed``)."""
+    feature_grid: int = 1
+    """The backbone's deepest level is average-pooled to grid x grid cells per image and per box (paper: a global
+    pool, 1; 2 keeps where in the box the features come from, which a global pool loses)."""
     input_size: int = 64
     """Side in pixels the whole slice and every box crop are resized to before the backbone (paper 224; ours)."""
     history_length: int = 4
@@ -127,6 +130,8 @@ class DetectorConfig:
             raise ValueError(f"encoder_depth must be 18, 34 or 50, got {self.encoder_depth}")
         if self.backbone_width < 1:
             raise ValueError(f"backbone_width must be positive, got {self.backbone_width}")
+        if self.feature_grid < 1 or self.input_size < 32 * self.feature_grid:
+            raise ValueError("feature_grid must be >= 1 and input_size at least 32 x feature_grid")
         if self.input_size < 32 or self.history_length < 0 or self.max_steps < 1 or self.epochs < 1:
             raise ValueError("input_size >= 32, history_length >= 0, max_steps >= 1 and epochs >= 1 are required")
         if not 0 < self.zoom < 1 or not 0 < self.shift < 1 or not 0 < self.start_fraction <= 1:

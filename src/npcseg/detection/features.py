@@ -41,17 +41,22 @@ class Backbone(nn.Module):
 
     Args:
         encoder: the encoder; it is switched to eval mode and its parameters stop requiring gradients.
+        grid: the deepest level is average-pooled to ``grid x grid`` cells (1 = the global average pool of the
+            paper; 2 keeps which quarter of the image or box the features come from).
 
     Attributes:
-        feature_size: length of a feature vector (channels of the deepest level).
+        feature_size: length of a feature vector (channels of the deepest level x grid^2).
     """
 
-    def __init__(self, encoder: ResNetEncoder) -> None:
+    def __init__(self, encoder: ResNetEncoder, grid: int = 1) -> None:
         super().__init__()
+        if grid < 1:
+            raise ValueError(f"the feature grid must be at least 1, got {grid}")
         self.encoder = encoder
+        self.grid = grid
         for parameter in self.encoder.parameters():
             parameter.requires_grad_(False)
-        self.feature_size: int = int(encoder.channels[-1])
+        self.feature_size: int = int(encoder.channels[-1]) * grid * grid
         self.eval()
 
     @property
@@ -63,10 +68,13 @@ class Backbone(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features ``(N, feature_size)`` of images ``(N, C, S, S)`` (S a multiple of 32): the global average pool
-        of the deepest level, computed under ``torch.inference_mode``."""
+        """Features ``(N, feature_size)`` of images ``(N, C, S, S)`` (S a multiple of 32): the deepest level
+        average-pooled to ``grid x grid`` (channel-major), computed under ``torch.inference_mode``."""
         with torch.inference_mode():
-            return self.encoder(images)[-1].mean(dim=(2, 3))
+            deepest = self.encoder(images)[-1]
+            if self.grid == 1:
+                return deepest.mean(dim=(2, 3))
+            return nn.functional.adaptive_avg_pool2d(deepest, self.grid).flatten(1)
 
 
 def _encoder_state_of_checkpoint(loaded: Any) -> dict[str, torch.Tensor] | None:
@@ -116,7 +124,8 @@ def build_backbone(config: DetectorConfig, in_channels: int, *, base_width: int 
     if config.backbone_weights is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            return Backbone(ResNetEncoder(config.encoder_depth, in_channels, base_width=base_width))
+            encoder = ResNetEncoder(config.encoder_depth, in_channels, base_width=base_width)
+            return Backbone(encoder, config.feature_grid)
     path = _checkpoint_file(Path(config.backbone_weights))
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -135,7 +144,7 @@ def build_backbone(config: DetectorConfig, in_channels: int, *, base_width: int 
                 "to those of the segmentation run"
             ) from error
         logger.info("backbone: encoder of the segmentation checkpoint %s (width %d)", path, width)
-        return Backbone(encoder)
+        return Backbone(encoder, config.feature_grid)
     encoder = ResNetEncoder(config.encoder_depth, in_channels, base_width=base_width)
     try:
         load_resnet_weights(encoder, path)
@@ -145,7 +154,7 @@ def build_backbone(config: DetectorConfig, in_channels: int, *, base_width: int 
             f"checkpoint whose network has an encoder ({error})"
         ) from error
     logger.info("backbone: torchvision-named ResNet weights %s", path)
-    return Backbone(encoder)
+    return Backbone(encoder, config.feature_grid)
 
 
 def _sampling_grid(boxes: Sequence[Box], shape: tuple[int, int], size: int) -> torch.Tensor:

@@ -153,7 +153,7 @@ def load_detector(run_dir: Path) -> Detector:
         width = int(state["conv1.weight"].shape[0])
         encoder = ResNetEncoder(config.encoder_depth, in_channels, base_width=width)
         encoder.load_state_dict(state)
-        backbone = Backbone(encoder)
+        backbone = Backbone(encoder, config.feature_grid)
     q_network = QNetwork(2 * backbone.feature_size + config.history_length * NUM_ACTIONS, config.hidden_sizes)
     q_network.load_state_dict(payload["q"])
     return Detector(config, backbone, q_network)

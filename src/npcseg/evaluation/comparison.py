@@ -212,6 +212,8 @@ def _claim(out: Path, comparison: Comparison) -> None:
         saved = {row["folder"]: row for row in (read_yaml(path) or {}).get("rows", [])}
         for row in wanted["rows"]:
             previous = saved.get(row["folder"])
+            if previous is not None:
+                previous = _resolved(previous, where=f"{path}: row {previous.get('name')!r}")
             if previous is not None and (previous["config"], previous.get("cascade")) != (
                 row["config"],
                 row.get("cascade"),
@@ -228,6 +230,20 @@ def _claim(out: Path, comparison: Comparison) -> None:
         wanted["rows"] = [*[row for folder, row in saved.items() if folder not in folders], *wanted["rows"]]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, yaml.safe_dump(wanted, sort_keys=False))
+
+
+def _resolved(row: Mapping[str, Any], *, where: str) -> dict[str, Any]:
+    """A saved row with its settings read through their dataclasses, so fields added to them since it was written
+    take their defaults instead of counting as changes."""
+    from npcseg.config import config_from_dict
+    from npcseg.training.crossval import CrossValidationConfig
+
+    resolved = {**row, "config": config_to_dict(config_from_dict(CrossValidationConfig, row["config"], where=where))}
+    if row.get("cascade") is not None:
+        from npcseg.detection.cascade_cv import CascadeExperimentConfig
+
+        resolved["cascade"] = config_to_dict(config_from_dict(CascadeExperimentConfig, row["cascade"], where=where))
+    return resolved
 
 
 def comparison_names(comparison: Comparison) -> set[str]:

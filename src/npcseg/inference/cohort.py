@@ -1,4 +1,5 @@
-"""Predicting every case of a cohort (or one case folder) into an output folder.
+"""Predicting every case of a cohort (or one case folder) into an output folder, with trained networks or any other
+:class:`CasePredictor` (the SeqSeg cascade, ``npcseg predict --method seqseg``).
 
 Layout of ``OUTPUT``::
 
@@ -33,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import SimpleITK as sitk
@@ -51,6 +52,26 @@ logger = logging.getLogger(__name__)
 SUMMARY_FILENAME = "predict.json"
 MASK_SUFFIX = ".nii.gz"
 PROBABILITY_SUFFIX = "_probability.nii.gz"
+
+
+class CasePredictor(Protocol):
+    """What :func:`predict_cohort` needs of a predictor: :class:`~npcseg.inference.predictor.Predictor` (networks)
+    or :class:`~npcseg.detection.cascade_predictor.CascadePredictor` (the SeqSeg cascade)."""
+
+    registration: str
+
+    def describe(self) -> dict[str, Any]:
+        """Plain data for ``predict.json``: ``runs`` (each with a ``checkpoint``), ``threshold``, ``tta_flip``,
+        ``postprocessing``, ``preprocessing`` and any other settings."""
+        ...
+
+    def check_case(self, case: Case) -> None:
+        """Raise ``FileNotFoundError`` when the case lacks a needed sequence."""
+        ...
+
+    def predict_case(self, case: Case, transforms: dict[str, sitk.Transform] | None = None) -> CasePrediction:
+        """The case's mask and probability on its original T2 grid."""
+        ...
 
 
 def output_files(output: Path, case_id: str) -> tuple[Path, Path]:
@@ -112,7 +133,7 @@ def _check_folders(input_path: Path, output: Path) -> None:
         raise ValueError(f"{output}: exists and is not a folder")
 
 
-def _fingerprint(predictor: Predictor, write_probability: bool) -> dict[str, Any]:
+def _fingerprint(predictor: CasePredictor, write_probability: bool) -> dict[str, Any]:
     """What must match between runs into one output folder (models and everything that changes a mask)."""
     settings = predictor.describe()
     fingerprint = {
@@ -125,6 +146,8 @@ def _fingerprint(predictor: Predictor, write_probability: bool) -> dict[str, Any
     }
     if predictor.registration != "trained":  # absent otherwise, as in folders written before the choice existed
         fingerprint["registration"] = predictor.registration
+    if "cascade" in settings:  # the SeqSeg cascade's box and presence settings (absent for networks)
+        fingerprint["cascade"] = settings["cascade"]
     return fingerprint
 
 
@@ -181,11 +204,14 @@ def predict_cohort(
     on_case_done: Callable[[str, dict[str, Any]], None] | None = None,
     num_workers: int = 1,
     registration: str = "trained",
+    predictor: CasePredictor | None = None,
 ) -> dict[str, Any]:
-    """Predict every case of a cohort folder (or one case folder) with an ensemble of trained runs.
+    """Predict every case of a cohort folder (or one case folder) with an ensemble of trained runs, or with a
+    given predictor (e.g. the SeqSeg cascade, :func:`npcseg.detection.cascade_training.load_trained_cascade`).
 
     Args:
-        run_dirs: training run folders and / or cross-validation folders (an ensemble of all folds).
+        run_dirs: training run folders and / or cross-validation folders (an ensemble of all folds); empty when
+            ``predictor`` is given.
         input_path: a cohort folder (``COHORT/cases/<case_id>/``) or a single case folder; never modified.
         output: the output folder (created); see the module docstring for its layout.
         write_probability: also write ``<case_id>_probability.nii.gz``.
@@ -203,6 +229,9 @@ def predict_cohort(
         num_workers: worker processes predicting cases in parallel (1: in this process).
         registration: ``trained`` (the runs' registration settings) or ``fast`` (cheaper refinement, see
             :data:`npcseg.inference.predictor.REGISTRATION_CHOICES`).
+        predictor: a loaded predictor to use instead of loading ``run_dirs``; its own settings then stand for
+            ``tta_flip``, ``postprocessing``, ``batch_size``, ``threshold`` and ``registration`` (left at their
+            defaults here); it runs in this process (``num_workers`` 1).
 
     Returns:
         The content of ``predict.json``.
@@ -227,15 +256,18 @@ def predict_cohort(
 
     run_dirs_list = [Path(run_dir) for run_dir in run_dirs]
     start = time.perf_counter()
-    predictor = load_predictor(
-        run_dirs_list,
-        tta_flip=tta_flip,
-        postprocessing=postprocessing,
-        batch_size=batch_size,
-        num_threads=num_threads,
-        threshold=threshold,
-        registration=registration,
-    )
+    if predictor is None:
+        predictor = load_predictor(
+            run_dirs_list,
+            tta_flip=tta_flip,
+            postprocessing=postprocessing,
+            batch_size=batch_size,
+            num_threads=num_threads,
+            threshold=threshold,
+            registration=registration,
+        )
+    else:
+        _check_given_predictor(run_dirs_list, num_workers, num_threads)
     load_seconds = time.perf_counter() - start
     todo = [case for case in cases if not is_complete(output, case.case_id, outputs)]
     for case in todo:  # every input problem surfaces before any output is written
@@ -298,6 +330,20 @@ def predict_cohort(
     summary["cases"] = {case.case_id: summary["cases"][case.case_id] for case in cases}
     _write_summary(output, summary)
     return summary
+
+
+def _check_given_predictor(run_dirs: list[Path], num_workers: int, num_threads: int) -> None:
+    """A given predictor excludes run folders and worker processes; ``num_threads`` still sets torch's threads."""
+    if run_dirs:
+        raise ValueError(
+            f"give either run folders or a predictor, not both (run folders: {[str(d) for d in run_dirs]})"
+        )
+    if num_workers > 1:
+        raise ValueError(f"a given predictor runs in this process; num_workers must be 1, got {num_workers}")
+    if num_threads < 0:
+        raise ValueError(f"num_threads must be 0 (torch default) or positive, got {num_threads}")
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
 
 
 def _write_summary(output: Path, summary: dict[str, Any]) -> None:

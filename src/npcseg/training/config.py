@@ -28,7 +28,12 @@ class TrainingConfig:
     loss_options: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments of the loss (e.g. ``batch_dice: true``, ``smooth: 1.0``)."""
     learning_rate: float = 1e-4
-    """Adam's learning rate (paper: 1e-4; constant, no schedule)."""
+    """Adam's learning rate (paper: 1e-4; constant, unless ``learning_rate_drop_epoch`` is set)."""
+    learning_rate_drop_epoch: int | None = None
+    """Epochs after which the learning rate is multiplied by ``learning_rate_drop_factor`` (a step drop, applied
+    at epoch starts; SeqSeg's joint cascade training: 1e-3 -> 1e-4 after 25 epochs). ``None`` = constant."""
+    learning_rate_drop_factor: float = 0.1
+    """Factor of the step drop (in (0, 1]); used only with ``learning_rate_drop_epoch``."""
     batch_size: int = 1
     """Slices per optimiser step (paper: 1)."""
     epochs: int = 200
@@ -72,6 +77,8 @@ class TrainingConfig:
             raise ValueError(f"unknown sequence(s) {unknown}; use names from {list(SEQUENCES)}")
         checks = {
             "learning_rate": self.learning_rate > 0,
+            "learning_rate_drop_epoch": self.learning_rate_drop_epoch is None or self.learning_rate_drop_epoch >= 1,
+            "learning_rate_drop_factor": 0.0 < self.learning_rate_drop_factor <= 1.0,
             "batch_size": self.batch_size >= 1,
             "epochs": self.epochs >= 1,
             "tumour_oversampling": 0.0 <= self.tumour_oversampling <= 1.0,
@@ -87,6 +94,13 @@ class TrainingConfig:
             values = ", ".join(f"{name}={getattr(self, name)!r}" for name in bad)
             raise ValueError(f"invalid training setting(s): {values} (see TrainingConfig's field docs)")
         self.model_config()  # the network's own checks (widths, groups, sequence count) fail early
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate of the 0-based ``epoch``: ``learning_rate``, times ``learning_rate_drop_factor`` from
+        epoch ``learning_rate_drop_epoch`` on (i.e. after that many epochs)."""
+        if self.learning_rate_drop_epoch is not None and epoch >= self.learning_rate_drop_epoch:
+            return self.learning_rate * self.learning_rate_drop_factor
+        return self.learning_rate
 
     def model_config(self) -> Any:
         """The network's resolved config dataclass (``model_options`` plus ``sequences``)."""

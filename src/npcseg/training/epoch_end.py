@@ -76,7 +76,7 @@ def end_epoch(
         "val_dice": result.dice if result is not None else math.nan,
         "val_slice_dice": result.slice_dice if result is not None else math.nan,
         "seconds": seconds,
-        "learning_rate": config.learning_rate,
+        "learning_rate": config.learning_rate_at(state.epoch),
     }
     state.history.append(row)
     write_log(run_dir, state.history)

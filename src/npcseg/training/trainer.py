@@ -1,8 +1,9 @@
 """Training of one network on a preprocessed cache, resumable (METHODS.md method 1, Training).
 
-``train`` fits the configured network to the training cases' slices with the configured loss (Dice) and Adam,
-validates on whole validation cases after every epoch (:mod:`npcseg.training.validation`), and keeps the run
-folder (see the DEU notes)::
+``train`` fits the configured network to the training cases' slices with the configured loss (Dice) and Adam (at
+``config.learning_rate_at(epoch)``, set at every epoch start: constant, or SeqSeg's step drop), validates on whole
+validation cases after every epoch (:mod:`npcseg.training.validation`), and keeps the run folder (see the DEU
+notes)::
 
     RUN/config.yaml  preprocessing.yaml  checkpoint_last.pt  checkpoint_best.pt  log.csv  run.json
 
@@ -252,6 +253,8 @@ def _train(
         while state.epoch < config.epochs:
             if sampler.epoch != state.epoch:
                 sampler.set_epoch(state.epoch)
+            for group in optimizer.param_groups:  # the step schedule; a resumed epoch gets its own rate too
+                group["lr"] = config.learning_rate_at(state.epoch)
             model.train()
             while not sampler.is_epoch_done:
                 started = time.perf_counter()
