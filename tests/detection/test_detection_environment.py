@@ -59,6 +59,17 @@ def test_spaces_and_observation_layout(env: BoxEnv) -> None:
     np.testing.assert_array_equal(state[features : 2 * features], cached.crop_features(env.box))
 
 
+def test_box_coordinates_in_the_state() -> None:
+    config = DetectorConfig(backbone_width=4, input_size=32, history_length=2, max_steps=4, box_in_state=True)
+    boxed = BoxEnv([fake_slice(Box(20.0, 24.0, 28.0, 34.0))], build_backbone(config, 2), config)
+    assert boxed.state_size == 2 * boxed.backbone.feature_size + 2 * NUM_ACTIONS + 4
+    state, _ = boxed.reset(options={"index": 0})
+    np.testing.assert_allclose(state[-4:], [0.29, 0.29, 0.71, 0.71], atol=1e-6)  # 42 % start box of a 48 x 48 slice
+    state, *_ = boxed.step(0)  # keep the top-left corner, 3/4 of the size: bottom/right at 0.29 + 0.75 * 0.42
+    np.testing.assert_allclose(state[-4:], [0.29, 0.29, 0.605, 0.605], atol=1e-6)
+    check_env(boxed, skip_render_check=True)
+
+
 def test_history_one_hot() -> None:
     encoded = history_one_hot([4, 10, 0], 2).reshape(2, NUM_ACTIONS)
     assert encoded[0, 4] == 1 and encoded[1, 10] == 1 and encoded.sum() == 2

@@ -88,6 +88,10 @@ class DetectorConfig:
     """Side in pixels the whole slice and every box crop are resized to before the backbone (paper 224; ours)."""
     history_length: int = 4
     """h: the last h actions, one-hot, are part of the state (paper: h, value not given; ours 4)."""
+    box_in_state: bool = False
+    """Append the box's edges (top, left, bottom, right as fractions of the slice) to the state (ours; the paper's
+    state has features and history only, so the agent cannot tell a large box from a small one when the content
+    looks alike)."""
     start_fraction: float = 0.42
     """The start box is centred with this fraction of the slice's height and width (paper 0.42)."""
     max_steps: int = 15

@@ -96,6 +96,11 @@ def detection_slices(
     return slices
 
 
+def state_size(feature_size: int, config: DetectorConfig) -> int:
+    """Length of an observation: ``2 * F + history_length * 11`` (+ 4 box coordinates with ``box_in_state``)."""
+    return 2 * feature_size + config.history_length * NUM_ACTIONS + (4 if config.box_in_state else 0)
+
+
 def history_one_hot(history: Sequence[int], length: int) -> np.ndarray:
     """``(length * 11,)`` float32: block ``k`` is the one-hot of ``history[k]`` (most recent first), zeros past
     the end of ``history``."""
@@ -155,8 +160,8 @@ class BoxEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     @property
     def state_size(self) -> int:
-        """Length of an observation: ``2 * F + history_length * 11``."""
-        return 2 * self.backbone.feature_size + self.config.history_length * NUM_ACTIONS
+        """Length of an observation (:func:`state_size`)."""
+        return state_size(self.backbone.feature_size, self.config)
 
     @property
     def box(self) -> Box:
@@ -191,13 +196,16 @@ class BoxEnv(gymnasium.Env[np.ndarray, np.int64]):
     def observation(self) -> np.ndarray:
         """The state of the current box: global features, crop features, action history (float32)."""
         features = self.slice_features(self.index)
-        return np.concatenate(
-            (
-                features.global_features,
-                features.crop_features(self.box),
-                history_one_hot(self.history, self.config.history_length),
-            )
-        ).astype(np.float32, copy=False)
+        parts = [
+            features.global_features,
+            features.crop_features(self.box),
+            history_one_hot(self.history, self.config.history_length),
+        ]
+        if self.config.box_in_state:
+            height, width = self.shape
+            box = self.box
+            parts.append(np.array([box.top / height, box.left / width, box.bottom / height, box.right / width]))
+        return np.concatenate(parts).astype(np.float32, copy=False)
 
     def _info(self, action: int | None) -> dict[str, Any]:
         target = self.slice.target

@@ -20,9 +20,9 @@ import torch
 
 from npcseg.config import load_config
 from npcseg.detection.agent import QNetwork
-from npcseg.detection.boxes import NUM_ACTIONS, Box
+from npcseg.detection.boxes import Box
 from npcseg.detection.config import DetectorConfig
-from npcseg.detection.environment import BoxEnv, DetectionSlice
+from npcseg.detection.environment import BoxEnv, DetectionSlice, state_size
 from npcseg.detection.features import Backbone, build_backbone
 from npcseg.detection.run_folder import CONFIG_FILENAME, DETECTOR_FILENAME
 
@@ -154,6 +154,6 @@ def load_detector(run_dir: Path) -> Detector:
         encoder = ResNetEncoder(config.encoder_depth, in_channels, base_width=width)
         encoder.load_state_dict(state)
         backbone = Backbone(encoder, config.feature_grid)
-    q_network = QNetwork(2 * backbone.feature_size + config.history_length * NUM_ACTIONS, config.hidden_sizes)
+    q_network = QNetwork(state_size(backbone.feature_size, config), config.hidden_sizes)
     q_network.load_state_dict(payload["q"])
     return Detector(config, backbone, q_network)
