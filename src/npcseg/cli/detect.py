@@ -204,12 +204,12 @@ def cascade_train_command(
     from npcseg.cli.errors import user_errors
 
     with user_errors():
-        from npcseg.data.dataset import labelled_cases
-        from npcseg.detection.cascade_training import (
+        from npcseg.cascade.training import (
             CascadeTrainingConfig,
             load_cascade_training_config,
             train_cascade,
         )
+        from npcseg.data.dataset import labelled_cases
 
         settings = load_cascade_training_config(config) if config is not None else CascadeTrainingConfig()
         val_ids = _ids(val_cases) or []

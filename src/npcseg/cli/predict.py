@@ -97,7 +97,7 @@ def predict_command(
         settings = PostprocessingConfig(mode=postprocess, connectivity=connectivity)  # type: ignore[arg-type]
         predictor = None
         if cascade is not None:
-            from npcseg.detection.cascade_training import load_trained_cascade
+            from npcseg.cascade.training import load_trained_cascade
 
             predictor = load_trained_cascade(
                 cascade, threshold=threshold, postprocessing=settings, registration=registration

@@ -29,9 +29,9 @@ Several files may be given; their rows are concatenated (each row over its own f
     table.csv  table.json  table.md   (``--name NAME``: NAME.csv ...; tables sharing OUT share equal rows)
 
 A row may carry a ``cascade:`` section (SeqSeg Table 6: the detect-then-segment cascade,
-:class:`npcseg.detection.cascade_cv.CascadeExperimentConfig`: crop and presence settings, ``detector:`` and
+:class:`npcseg.cascade.crossval.CascadeExperimentConfig`: crop and presence settings, ``detector:`` and
 ``presence:`` sub-sections); such a row is cross-validated by
-:func:`npcseg.detection.cascade_cv.run_cascade_crossvalidation` on the same folds, its ``training`` settings
+:func:`npcseg.cascade.crossval.run_cascade_crossvalidation` on the same folds, its ``training`` settings
 training the crop segmenter.
 """
 
@@ -51,7 +51,7 @@ from npcseg.evaluation.table import METRIC_TITLES, MetricTable, TestName, build_
 from npcseg.io.atomic import atomic_write_text
 
 if TYPE_CHECKING:
-    from npcseg.detection.cascade_cv import CascadeExperimentConfig
+    from npcseg.cascade.crossval import CascadeExperimentConfig
     from npcseg.training.crossval import CrossValidationConfig, CrossValidationResult
 
 logger = logging.getLogger(__name__)
@@ -185,7 +185,7 @@ def _cascade_of(row: Mapping[str, Any], *, where: str) -> CascadeExperimentConfi
     """The row's ``cascade:`` section over the defaults, or ``None`` for a whole-slice row."""
     if "cascade" not in row:
         return None
-    from npcseg.detection.cascade_cv import CascadeExperimentConfig
+    from npcseg.cascade.crossval import CascadeExperimentConfig
 
     return merge_over(CascadeExperimentConfig(), row["cascade"] or {}, where=where)
 
@@ -240,7 +240,7 @@ def _resolved(row: Mapping[str, Any], *, where: str) -> dict[str, Any]:
 
     resolved = {**row, "config": config_to_dict(config_from_dict(CrossValidationConfig, row["config"], where=where))}
     if row.get("cascade") is not None:
-        from npcseg.detection.cascade_cv import CascadeExperimentConfig
+        from npcseg.cascade.crossval import CascadeExperimentConfig
 
         resolved["cascade"] = config_to_dict(config_from_dict(CascadeExperimentConfig, row["cascade"], where=where))
     return resolved
@@ -291,7 +291,7 @@ def run_comparison(
     for number, row in enumerate(comparison.rows, start=1):
         logger.info("comparison row %d/%d: %s", number, len(comparison.rows), row.name)
         if row.cascade is not None:
-            from npcseg.detection.cascade_cv import run_cascade_crossvalidation
+            from npcseg.cascade.crossval import run_cascade_crossvalidation
 
             results[row.name] = run_cascade_crossvalidation(
                 cohort, cache, out / row.folder, row.config, row.cascade, splits=folds, progress=progress

@@ -56,7 +56,7 @@ PROBABILITY_SUFFIX = "_probability.nii.gz"
 
 class CasePredictor(Protocol):
     """What :func:`predict_cohort` needs of a predictor: :class:`~npcseg.inference.predictor.Predictor` (networks)
-    or :class:`~npcseg.detection.cascade_predictor.CascadePredictor` (the SeqSeg cascade)."""
+    or :class:`~npcseg.cascade.predictor.CascadePredictor` (the SeqSeg cascade)."""
 
     registration: str
 
@@ -207,7 +207,7 @@ def predict_cohort(
     predictor: CasePredictor | None = None,
 ) -> dict[str, Any]:
     """Predict every case of a cohort folder (or one case folder) with an ensemble of trained runs, or with a
-    given predictor (e.g. the SeqSeg cascade, :func:`npcseg.detection.cascade_training.load_trained_cascade`).
+    given predictor (e.g. the SeqSeg cascade, :func:`npcseg.cascade.training.load_trained_cascade`).
 
     Args:
         run_dirs: training run folders and / or cross-validation folders (an ensemble of all folds); empty when

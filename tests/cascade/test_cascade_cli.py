@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from detection_cascade_cases import crossval_cases
+from cascade_cases import crossval_cases
 from typer.testing import CliRunner
 
-from npcseg.cli.main import app
-from npcseg.config import config_to_dict, save_config
-from npcseg.detection.cascade_cv import CASCADE_FILENAME, CascadeExperimentConfig
-from npcseg.detection.cascade_training import (
+from npcseg.cascade.crossval import CASCADE_FILENAME, CascadeExperimentConfig
+from npcseg.cascade.training import (
     CONFIG_FILENAME,
     CascadeTrainingConfig,
     cascade_settings,
     load_cascade_training_config,
     load_trained_cascade,
 )
+from npcseg.cli.main import app
+from npcseg.config import config_to_dict, save_config
 from npcseg.io.cohort import cases_of
 from npcseg.io.images import read_image
 from npcseg.models.registry import tiny_config

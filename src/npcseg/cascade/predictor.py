@@ -5,7 +5,7 @@
 :class:`~npcseg.inference.predictor.CasePrediction`, ``registration``), so a cohort is predicted, skipped and recorded
 the same way. A raw case goes through the detector run's ``preprocessing.yaml`` (register, resample, normalise, pad /
 crop; the presence run must have been trained on the same pre-processing, the crop segmenter on crops of it), then
-:func:`npcseg.detection.cascade.predict_cascade` on every slice, then
+:func:`npcseg.cascade.predict.predict_cascade` on every slice, then
 :func:`npcseg.preprocessing.pipeline.to_original_grid` (linear), the threshold and the 3D post-processing.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from npcseg.cascade.predict import CascadeConfig, CascadeResult, load_crop_segmenter, predict_cascade
+from npcseg.cascade.presence import load_presence
 from npcseg.config import config_differences, config_to_dict, load_config
-from npcseg.detection.cascade import CascadeConfig, CascadeResult, load_crop_segmenter, predict_cascade
-from npcseg.detection.presence import load_presence
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
 from npcseg.inference.predictor import CasePrediction, prediction_registration
 from npcseg.io.cohort import Case
@@ -49,8 +49,8 @@ class CascadePredictor:
 
     Args:
         detector_dir: a finished detector run (``npcseg detect train``).
-        segmenter_dir: a training run on a crop cache (:func:`npcseg.detection.crops.build_crop_cache`).
-        presence_dir: a presence classifier run (:func:`npcseg.detection.presence.train_presence`).
+        segmenter_dir: a training run on a crop cache (:func:`npcseg.cascade.crops.build_crop_cache`).
+        presence_dir: a presence classifier run (:func:`npcseg.cascade.presence.train_presence`).
         config: cascade settings; its ``crop_size`` must be the segmenter's crop size.
         registration: ``trained`` or ``fast`` (:data:`npcseg.inference.predictor.REGISTRATION_CHOICES`).
 

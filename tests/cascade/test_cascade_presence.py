@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detection_cascade_cases import write_fake_cache
+from cascade_cases import write_fake_cache
 
-from npcseg.detection.presence import PresenceConfig, load_presence, presence_decisions, presence_scores, train_presence
+from npcseg.cascade.presence import PresenceConfig, load_presence, presence_decisions, presence_scores, train_presence
 
 
 def test_gaps_between_positive_slices_are_filled_and_short_runs_dropped() -> None:

@@ -12,7 +12,7 @@ the best epoch where a piece does so):
 4. the tumour-present classifier (:func:`presence.train_presence`; best epoch on the validation cases).
 
 Each piece resumes or is kept when complete, and refuses other settings or cases; so does the folder as a whole
-(``cascade_training.yaml``). A cascade cross-validation (:mod:`.cascade_cv`) runs this in every fold folder.
+(``cascade_training.yaml``). A cascade cross-validation (:mod:`npcseg.cascade.crossval`) runs this in every fold folder.
 
 Layout of ``OUT``::
 
@@ -22,7 +22,7 @@ Layout of ``OUT``::
 
 :func:`load_trained_cascade` turns such a folder -- or a fold folder of a cascade cross-validation written before
 the folds carried ``cascade_training.yaml`` (settings then from the parent's ``cascade.yaml``) -- into a
-:class:`~npcseg.detection.cascade_predictor.CascadePredictor` for ``npcseg predict --method seqseg``.
+:class:`~npcseg.cascade.predictor.CascadePredictor` for ``npcseg predict --method seqseg``.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from npcseg.cascade.crossval import CASCADE_FILENAME, CascadeExperimentConfig
 from npcseg.config import config_differences, config_to_dict, load_config, load_config_over, save_config
-from npcseg.detection.cascade_cv import CASCADE_FILENAME, CascadeExperimentConfig
 from npcseg.evaluation.scoring import json_safe
 from npcseg.io.atomic import atomic_write_text
 from npcseg.training.config import TrainingConfig
 
 if TYPE_CHECKING:
-    from npcseg.detection.cascade_predictor import CascadePredictor
+    from npcseg.cascade.predictor import CascadePredictor
     from npcseg.detection.training import DetectorRunResult
     from npcseg.inference.postprocessing import PostprocessingConfig
     from npcseg.training.trainer import TrainResult
@@ -147,8 +147,8 @@ def train_cascade(
             cascade (or a piece) of other settings or cases.
         FileNotFoundError: the cache or a case is missing.
     """
-    from npcseg.detection.crops import build_crop_cache
-    from npcseg.detection.presence import train_presence
+    from npcseg.cascade.crops import build_crop_cache
+    from npcseg.cascade.presence import train_presence
     from npcseg.detection.training import train_detector
     from npcseg.preprocessing.cache import list_preprocessed
     from npcseg.training.trainer import train
@@ -242,7 +242,7 @@ def load_trained_cascade(
     postprocessing: PostprocessingConfig | None = None,
     registration: str = "trained",
 ) -> CascadePredictor:
-    """The :class:`~npcseg.detection.cascade_predictor.CascadePredictor` of a trained cascade folder.
+    """The :class:`~npcseg.cascade.predictor.CascadePredictor` of a trained cascade folder.
 
     Args:
         folder: a ``train_cascade`` output or a cascade cross-validation fold folder (``OUT/<row>/fold_<k>``).
@@ -254,7 +254,7 @@ def load_trained_cascade(
         FileNotFoundError: not a cascade folder, or a piece is missing or unfinished.
         ValueError: the pieces disagree (pre-processing, crop size).
     """
-    from npcseg.detection.cascade_predictor import CascadePredictor
+    from npcseg.cascade.predictor import CascadePredictor
     from npcseg.inference.postprocessing import PostprocessingConfig
 
     folder = Path(folder)

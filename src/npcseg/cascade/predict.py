@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from npcseg.cascade.crops import crop_slice, paste_crop
+from npcseg.cascade.presence import presence_decisions
 from npcseg.data.dataset import channel_indices
 from npcseg.detection.boxes import Box
-from npcseg.detection.crops import crop_slice, paste_crop
-from npcseg.detection.presence import presence_decisions
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
 
 
@@ -54,7 +54,7 @@ class BoxDetector(Protocol):
 
 
 class SlicePresence(Protocol):
-    """What the cascade needs from a presence classifier (:func:`npcseg.detection.presence.load_presence`)."""
+    """What the cascade needs from a presence classifier (:func:`npcseg.cascade.presence.load_presence`)."""
 
     @property
     def sequences(self) -> tuple[str, ...]:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from detection_cascade_cases import FixedPresence, MaskChannelDetector, ThresholdNetwork, crossval_cases
+from cascade_cases import FixedPresence, MaskChannelDetector, ThresholdNetwork, crossval_cases
 
+from npcseg.cascade.crops import paste_crop
+from npcseg.cascade.predict import CascadeConfig, CropSegmenter, predict_cascade
 from npcseg.detection.boxes import Box
-from npcseg.detection.cascade import CascadeConfig, CropSegmenter, predict_cascade
-from npcseg.detection.crops import paste_crop
 from npcseg.inference.postprocessing import PostprocessingConfig
 
 
@@ -152,8 +152,8 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     assert "| cascade |" in (out / "table.md").read_text()
 
     # a raw case through the fold's three runs gives the mask the cross-validation wrote for it
-    from npcseg.detection.cascade_cv import CascadeExperimentConfig
-    from npcseg.detection.cascade_predictor import CascadePredictor
+    from npcseg.cascade.crossval import CascadeExperimentConfig
+    from npcseg.cascade.predictor import CascadePredictor
     from npcseg.io.cohort import cases_of
     from npcseg.io.images import read_image
 
@@ -170,7 +170,7 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     expected = read_image(fold / "predictions" / f"{held_out}.nii.gz")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(prediction.mask), sitk.GetArrayFromImage(expected))
     assert prediction.mask.GetSpacing() == expected.GetSpacing() and predictor.describe()["method"] == "seqseg"
-    from npcseg.detection.cascade_training import load_trained_cascade
+    from npcseg.cascade.training import load_trained_cascade
 
     # the fold folder as `npcseg predict --method seqseg --cascade` reads it gives the same mask
     loaded = load_trained_cascade(fold).predict_case(case)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detection_cascade_cases import write_fake_cache
+from cascade_cases import write_fake_cache
 
+from npcseg.cascade.crops import build_crop_cache, crop_label, crop_slice, jittered_box, paste_crop
 from npcseg.data.dataset import SliceDataset
 from npcseg.detection.boxes import Box, box_of_mask
-from npcseg.detection.crops import build_crop_cache, crop_label, crop_slice, jittered_box, paste_crop
 from npcseg.preprocessing.cache import load_cache_config, load_preprocessed
 
 

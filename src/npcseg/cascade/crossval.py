@@ -2,7 +2,7 @@
 :func:`npcseg.training.crossval.run_crossvalidation` (same folds, same metrics, same output layout).
 
 Per fold, on the fold's training patients with the same inner validation subset as the whole-slice runs
-(:func:`~npcseg.training.crossval.inner_validation_ids`), :func:`npcseg.detection.cascade_training.train_cascade`
+(:func:`~npcseg.training.crossval.inner_validation_ids`), :func:`npcseg.cascade.training.train_cascade`
 trains into ``fold_<k>/`` (crop jitter seeded by the cross-validation's ``seed``):
 
 1. the box detector (:func:`npcseg.detection.training.train_detector`, inner validation logged only);
@@ -44,12 +44,12 @@ import numpy as np
 import SimpleITK as sitk
 
 import npcseg
+from npcseg.cascade.predict import CascadeConfig, load_crop_segmenter, predict_cascade
+from npcseg.cascade.presence import PresenceConfig, load_presence, presence_scores
 from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.data.splits import SPLITS_FILENAME, Fold, splits_for
 from npcseg.detection.boxes import Box, box_of_mask
-from npcseg.detection.cascade import CascadeConfig, load_crop_segmenter, predict_cascade
 from npcseg.detection.config import DetectorConfig
-from npcseg.detection.presence import PresenceConfig, load_presence, presence_scores
 from npcseg.detection.scores import score_boxes
 from npcseg.evaluation.scoring import json_safe, metrics_csv, summarize_metrics
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
@@ -210,9 +210,9 @@ def _run_fold(
     cases: dict[str, Case],
     progress: bool,
 ) -> dict[str, Any]:
-    """Train the fold's pieces (:func:`~npcseg.detection.cascade_training.train_cascade`, skipped when the fold
+    """Train the fold's pieces (:func:`~npcseg.cascade.training.train_cascade`, skipped when the fold
     is trained), predict its held-out cases; its ``fold.json``."""
-    from npcseg.detection.cascade_training import CascadeTrainingConfig, train_cascade
+    from npcseg.cascade.training import CascadeTrainingConfig, train_cascade
     from npcseg.detection.inference import load_detector
 
     fold_dir = out / f"fold_{fold.fold}"
