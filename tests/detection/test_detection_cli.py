@@ -92,11 +92,14 @@ def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Pa
     out = tmp_path / "ablation"
     arguments = ["detect", "ablation", "--cache", str(cache), "--out", str(out), "--train", "case000"]
     arguments += ["--test", "case002", "--config", str(config), "--epochs", "1", "--no-progress"]
-    result = CliRunner().invoke(app, arguments)
+    baseline = tmp_path / "regressor.yaml"
+    baseline.write_text("base_width: 4\ninput_size: 32\npooled_size: 1\nhidden_size: 8\nepochs: 1\nbatch_size: 2\n")
+    result = CliRunner().invoke(app, [*arguments, "--baseline-config", str(baseline)])
     assert result.exit_code == 0, result.output
     with (out / "ablation.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["setting"] for row in rows] == [name for name, _ in ABLATION_SETTINGS]
+    assert [row["setting"] for row in rows] == [*(name for name, _ in ABLATION_SETTINGS), "box_regressor"]
+    assert "box regressor:" in result.output and (out / "box_regressor" / "detection_summary.json").is_file()
     assert all(int(row["num_slices"]) == 2 for row in rows)
     assert "| eps_greedy |" in (out / "ablation.md").read_text()
     assert (out / "convergence.png").stat().st_size > 1000

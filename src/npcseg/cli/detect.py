@@ -152,23 +152,46 @@ def ablation_command(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the config's number of epochs."),
     figures: int = typer.Option(0, "--figures", min=0, help="Episode figures per setting."),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="Also train and score the supervised box regressor on the same split."
+    ),
+    baseline_config: Path | None = typer.Option(
+        None, "--baseline-config", help="YAML file of RegressorConfig fields for the baseline (over the defaults)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Exploration ablation (Table 2): eps_priori 0.8 vs 0.4 vs plain eps-greedy on the same split."""
+    """Exploration ablation (Table 2): eps_priori 0.8 vs 0.4 vs plain eps-greedy on the same split, and a supervised
+    box regressor as baseline."""
     from rich.console import Console
 
     from npcseg.cli.errors import user_errors
 
     with user_errors():
+        from npcseg.config import load_config_over
         from npcseg.detection.ablation import CONVERGENCE_FILENAME, TABLE_STEM, run_exploration_ablation
+        from npcseg.detection.regressor import RegressorConfig
 
         settings = _settings(config, epochs, None)
-        rows = run_exploration_ablation(
-            cache, out, _ids(train) or [], _ids(test) or [], settings, num_figures=figures, progress=progress
+        regressor = None
+        if baseline:
+            regressor = RegressorConfig(sequences=settings.sequences, seed=settings.seed)
+            if baseline_config is not None:
+                regressor = load_config_over(regressor, baseline_config)
+        rows, baseline_summary = run_exploration_ablation(
+            cache,
+            out,
+            _ids(train) or [],
+            _ids(test) or [],
+            settings,
+            num_figures=figures,
+            baseline=regressor,
+            progress=progress,
         )
     console = Console(soft_wrap=True, highlight=False)
     for row in rows:
         console.print(f"{row.setting}: {_summary_line(row.summary)}")
+    if baseline_summary is not None:
+        console.print(f"box regressor: {_summary_line(baseline_summary)}")
     console.print(f"table -> {out / TABLE_STEM}.md / .csv; convergence figure -> {out / CONVERGENCE_FILENAME}")
 
 

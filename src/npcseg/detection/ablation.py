@@ -5,6 +5,7 @@ Output folder ``OUT``::
 
     <setting>/run/            the detector run of each setting (resumable; see :mod:`npcseg.detection.run_folder`)
     <setting>/test/           its scores on the held-out tumour slices (:mod:`npcseg.detection.evaluate`)
+    box_regressor/            the supervised baseline (:mod:`npcseg.detection.regressor`), when one is asked for
     ablation.csv / .md        one row per setting: recall and IoU min / max / mean on the held-out slices
     convergence.png           loss per epoch (and held-out recall per epoch) of the three runs
 
@@ -22,6 +23,7 @@ from pathlib import Path
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.evaluate import evaluate_detector
 from npcseg.detection.figures import plot_convergence
+from npcseg.detection.regressor import RegressorConfig, run_regressor_baseline
 from npcseg.detection.run_folder import LOG_FILENAME
 from npcseg.detection.scores import DetectionSummary, write_detection_table
 from npcseg.detection.training import train_detector
@@ -34,6 +36,8 @@ ABLATION_SETTINGS: tuple[tuple[str, float], ...] = (
     ("eps_greedy", 0.0),
 )
 """(name, start eps_priori) of the ablation's settings (the paper's Table 2)."""
+BASELINE_SETTING = "box_regressor"
+"""Row and folder name of the supervised baseline (a CNN regressing the box; Faster R-CNN needs torchvision)."""
 TABLE_STEM = "ablation"
 CONVERGENCE_FILENAME = "convergence.png"
 
@@ -58,8 +62,9 @@ def run_exploration_ablation(
     settings: Sequence[tuple[str, float]] = ABLATION_SETTINGS,
     monitor_test: bool = True,
     num_figures: int = 0,
+    baseline: RegressorConfig | None = None,
     progress: bool = True,
-) -> list[AblationRow]:
+) -> tuple[list[AblationRow], DetectionSummary | None]:
     """Train one detector per exploration setting and score each on the held-out cases' tumour slices.
 
     Args:
@@ -71,10 +76,12 @@ def run_exploration_ablation(
         settings: (name, eps_priori) pairs.
         monitor_test: validate on the held-out cases after every epoch (for the convergence figure only).
         num_figures: episode figures per setting (of held-out slices).
+        baseline: settings of the supervised box regressor trained and scored on the same split, as the table's last
+            row (``None``: no baseline).
         progress: progress bars.
 
     Returns:
-        One row per setting, in ``settings`` order.
+        One row per setting, in ``settings`` order, and the baseline's summary (``None`` without one).
 
     Raises:
         ValueError: no training or test ids, overlapping ids, or repeated setting names.
@@ -107,6 +114,12 @@ def run_exploration_ablation(
         f"Exploration ablation: {len(train_ids)} training case(s), {len(test_ids)} held-out case(s) "
         f"({rows[0].summary.num_slices} tumour slices), {config.epochs} epoch(s), seed {config.seed}."
     )
-    write_detection_table(out / TABLE_STEM, {row.setting: row.summary for row in rows}, caption=caption)
+    table = {row.setting: row.summary for row in rows}
+    baseline_summary = None
+    if baseline is not None:
+        logger.info("ablation baseline: supervised box regressor -> %s", out / BASELINE_SETTING)
+        baseline_summary = run_regressor_baseline(cache, train_ids, test_ids, out / BASELINE_SETTING, baseline)
+        table[BASELINE_SETTING] = baseline_summary
+    write_detection_table(out / TABLE_STEM, table, caption=caption)
     plot_convergence({row.setting: row.run_dir / LOG_FILENAME for row in rows}, out / CONVERGENCE_FILENAME)
-    return rows
+    return rows, baseline_summary
