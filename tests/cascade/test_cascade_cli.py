@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 import yaml
 from cascade_cases import crossval_cases
 from typer.testing import CliRunner
@@ -94,6 +95,13 @@ def test_cascade_train_writes_the_three_pieces_and_resumes(trained: tuple[Path, 
     segmenter_log = (out / "segmenter" / "log.csv").read_text().splitlines()
     rates = [float(line.split(",")[segmenter_log[0].split(",").index("learning_rate")]) for line in segmenter_log[1:]]
     assert rates == pytest.approx([1e-4, 1e-5], rel=1e-12)  # the drop after one epoch
+    # the detector's frozen backbone is the presence classifier's encoder, stored in the detector file
+    detector_config = yaml.safe_load((out / "detector" / "config.yaml").read_text())
+    assert Path(detector_config["backbone_weights"]) == (out / "presence").resolve()
+    backbone = torch.load(out / "detector" / "detector.pt", weights_only=True)["backbone"]
+    presence = torch.load(out / "presence" / "checkpoint_best.pt", weights_only=True)["model"]
+    assert backbone.keys() == {key.removeprefix("encoder.") for key in presence if key.startswith("encoder.")}
+    assert all(torch.equal(backbone[key], presence[f"encoder.{key}"]) for key in backbone)
 
     settings = out.parent / "cascade.yaml"
     base = ["detect", "cascade-train", "--cache", str(cache), "--out", str(out), "--config", str(settings)]

@@ -94,10 +94,21 @@ class CascadeExperimentConfig:
     """A negative slice between two positive ones counts as positive."""
     presence_min_run: int = 2
     """Runs of fewer consecutive positive slices are dropped."""
+    detector_backbone: str = "presence"
+    """The detector's frozen backbone: ``presence`` = the encoder of the tumour-present classifier trained first on
+    the same cases (a backbone pre-trained on these labels; the paper's ImageNet ResNet-50 is not available here, and
+    a randomly initialised one gave features too alike for the agent to learn from), or ``detector`` = what
+    ``detector.backbone_weights`` says (a local weights file, or random)."""
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     """The box detector's settings."""
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     """The tumour-present classifier's settings."""
+
+    def __post_init__(self) -> None:
+        if self.detector_backbone not in ("presence", "detector"):
+            raise ValueError(f"detector_backbone must be 'presence' or 'detector', got {self.detector_backbone!r}")
+        if self.detector_backbone == "presence" and self.detector.backbone_weights is not None:
+            raise ValueError("detector.backbone_weights is set: use detector_backbone: detector to take it")
 
     def prediction_config(self, threshold: float, postprocessing: PostprocessingConfig) -> CascadeConfig:
         """The :class:`CascadeConfig` of prediction with the row's threshold and post-processing."""

@@ -4,12 +4,13 @@
 :func:`train_cascade` trains, on the training cases of a preprocessed cache (validation cases logged or used to pick
 the best epoch where a piece does so):
 
-1. the box detector (:func:`npcseg.detection.training.train_detector`; validation recall logged only);
-2. the crop cache of the training + validation cases' tumour slices (:func:`crops.build_crop_cache`, jittered
+1. the tumour-present classifier (:func:`presence.train_presence`; best epoch on the validation cases);
+2. the box detector (:func:`npcseg.detection.training.train_detector`; validation recall logged only), its frozen
+   backbone the presence classifier's encoder unless ``detector_backbone`` says otherwise;
+3. the crop cache of the training + validation cases' tumour slices (:func:`crops.build_crop_cache`, jittered
    ground-truth boxes enlarged ``scale`` times, seeded by ``crop_seed``);
-3. the crop segmenter (:func:`npcseg.training.trainer.train` on the crop cache with ``training``: e.g. RANet + DBW,
-   optionally with SeqSeg's joint schedule ``learning_rate_drop_epoch``; best epoch on the validation cases' crops);
-4. the tumour-present classifier (:func:`presence.train_presence`; best epoch on the validation cases).
+4. the crop segmenter (:func:`npcseg.training.trainer.train` on the crop cache with ``training``: e.g. RANet + DBW,
+   optionally with SeqSeg's joint schedule ``learning_rate_drop_epoch``; best epoch on the validation cases' crops).
 
 Each piece resumes or is kept when complete, and refuses other settings or cases; so does the folder as a whole
 (``cascade_training.yaml``). A cascade cross-validation (:mod:`npcseg.cascade.crossval`) runs this in every fold folder.
@@ -27,6 +28,7 @@ the folds carried ``cascade_training.yaml`` (settings then from the parent's ``c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -164,8 +166,14 @@ def train_cascade(
     started = time.perf_counter()
     settings = config.cascade
     logger.info("%s: cascade on %d training case(s), %d validation", out, len(train_list), len(val_list))
+    presence = train_presence(
+        cache, train_list, out / "presence", settings.presence, val_ids=val_list, progress=progress
+    )
+    detector_settings = settings.detector
+    if settings.detector_backbone == "presence":
+        detector_settings = dataclasses.replace(detector_settings, backbone_weights=str((out / "presence").resolve()))
     detector = train_detector(
-        cache, train_list, out / "detector", settings.detector, val_ids=val_list, progress=progress
+        cache, train_list, out / "detector", detector_settings, val_ids=val_list, progress=progress
     )
     crops = build_crop_cache(
         cache,
@@ -180,9 +188,6 @@ def train_cascade(
     crop_train = [case_id for case_id in train_list if case_id in cropped]
     crop_val = [case_id for case_id in val_list if case_id in cropped]
     segmenter = train(crops, out / "segmenter", config.training, crop_train, crop_val, progress=progress)
-    presence = train_presence(
-        cache, train_list, out / "presence", settings.presence, val_ids=val_list, progress=progress
-    )
     seconds = time.perf_counter() - started
     record = {
         "status": "complete",
