@@ -90,7 +90,7 @@ def test_a_finished_run_is_reported_not_retrained(cache: Path, finished: tuple[P
 
 def test_a_rerun_with_another_config_or_other_cases_is_refused(cache: Path, finished: tuple[Path, TrainResult]) -> None:
     run_dir, _ = finished
-    with pytest.raises(ValueError, match=r"different training config \(epochs: 10 -> 11\)"):
+    with pytest.raises(ValueError, match=r"training run with other settings \(epochs: 10 -> 11\)"):
         train(cache, run_dir, tiny_config(epochs=11), ["a"], ["b"], progress=False)
     with pytest.raises(ValueError, match="other val_ids"):
         train(cache, run_dir, tiny_config(), ["a"], ["c"], progress=False)

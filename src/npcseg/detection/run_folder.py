@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 import math
 import platform
 from collections.abc import Sequence
@@ -29,16 +28,11 @@ import numpy as np
 import torch
 
 import npcseg
-from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.detection.config import DetectorConfig
-from npcseg.io.atomic import atomic_write_bytes, atomic_write_text
-from npcseg.preprocessing.cache import CONFIG_FILENAME as CACHE_CONFIG_FILENAME
-from npcseg.preprocessing.cache import load_cache_config
-from npcseg.preprocessing.config import PreprocessingConfig
-from npcseg.training.run_folder import RUN_FILENAME, read_run_record, update_run_record
+from npcseg.io.atomic import atomic_write_text
+from npcseg.training.run_folder import CONFIG_FILENAME as CONFIG_FILENAME
+from npcseg.training.run_folder import claim_run_folder, read_run_record, update_run_record
 
-CONFIG_FILENAME = "config.yaml"
-PREPROCESSING_FILENAME = "preprocessing.yaml"
 LOG_FILENAME = "log.csv"
 LAST_CHECKPOINT_FILENAME = "checkpoint_last.pt"
 DETECTOR_FILENAME = "detector.pt"
@@ -86,68 +80,23 @@ def claim_detector_run(
 ) -> dict[str, Any]:
     """Set up ``run_dir`` for this run, or check that it holds this very run; returns its ``run.json``.
 
-    A saved config that differs only by a smaller ``epochs`` is updated to the new value (training continues).
+    A saved config that differs only by ``epochs`` is updated to the new value (the per-epoch schedules do not
+    depend on the total, so training continues).
 
     Raises:
         ValueError: the folder holds other files, or a run with other settings (the differing fields are named),
             other case ids, or one trained on a cache of another preprocessing config.
     """
-    run_dir = Path(run_dir)
-    config_path = run_dir / CONFIG_FILENAME
-    if config_path.is_file():
-        saved = load_config(DetectorConfig, config_path)
-        changes = config_differences(config_to_dict(saved), config_to_dict(config))
-        blocking = [change for change in changes if not change.startswith("epochs:")]
-        if blocking:
-            raise ValueError(
-                f"{run_dir}: holds a detector run with other settings ({'; '.join(blocking)}); use a new run "
-                "folder, or delete this one to start over"
-            )
-        if changes:  # only epochs changed: the per-epoch schedules do not depend on the total, so training continues
-            save_config(config, config_path)
-    elif run_dir.is_dir() and any(run_dir.iterdir()):
-        raise ValueError(f"{run_dir}: not empty and not a detector run folder (no {CONFIG_FILENAME}); refusing")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, config_path)
-
-    cache_config = load_cache_config(cache)
-    preprocessing_path = run_dir / PREPROCESSING_FILENAME
-    if preprocessing_path.is_file():
-        saved_preprocessing = load_config(PreprocessingConfig, preprocessing_path)
-        changes = config_differences(config_to_dict(saved_preprocessing), config_to_dict(cache_config))
-        if changes:
-            raise ValueError(
-                f"{run_dir}: was trained on a cache with another preprocessing config than {cache} "
-                f"({'; '.join(changes)})"
-            )
-    else:
-        atomic_write_bytes(preprocessing_path, (Path(cache) / CACHE_CONFIG_FILENAME).read_bytes())
-
-    run_path = run_dir / RUN_FILENAME
-    if not run_path.is_file():
-        record: dict[str, Any] = {
-            "kind": "dqn-detector",
-            "status": "created",
-            "versions": versions(),
-            "seed": config.seed,
-            "sequences": list(config.sequences),
-            "cache": str(cache),
-            "train_ids": list(train_ids),
-            "val_ids": list(val_ids),
-            "timings": {"created": _now()},
-            "sessions": 0,
-        }
-        atomic_write_text(run_path, json.dumps(record, indent=1) + "\n")
-        return record
-    record = read_run_record(run_dir)
-    for name, wanted in (("train_ids", train_ids), ("val_ids", val_ids)):
-        if list(record.get(name, [])) != list(wanted):
-            raise ValueError(
-                f"{run_dir}: holds a detector run with other {name} ({record.get(name)}, now {list(wanted)}); "
-                "use a new run folder"
-            )
-    return record
+    return claim_run_folder(
+        run_dir,
+        cache,
+        config,
+        train_ids,
+        val_ids,
+        what="detector run",
+        record={"kind": "dqn-detector", "versions": versions()},
+        may_change=("epochs",),
+    )
 
 
 def start_session(run_dir: Path, **facts: Any) -> None:

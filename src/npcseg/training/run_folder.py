@@ -11,6 +11,7 @@ import datetime
 import io
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,25 +71,61 @@ def update_run_record(run_dir: Path, **updates: Any) -> dict[str, Any]:
 def claim_run(
     run_dir: Path, cache: Path, config: TrainingConfig, train_ids: list[str], val_ids: list[str]
 ) -> dict[str, Any]:
-    """Set up ``run_dir`` for this run, or check that it holds this very run; returns its ``run.json``.
+    """Set up ``run_dir`` for this training run, or check that it holds this very run; returns its ``run.json``.
 
     Raises:
         ValueError: the folder holds other files, or a run with another config, other case ids, or trained on a
             cache of another preprocessing config.
     """
+    return claim_run_folder(
+        run_dir, cache, config, train_ids, val_ids, what="training run", record={"model": config.model}
+    )
+
+
+def claim_run_folder(
+    run_dir: Path,
+    cache: Path,
+    config: Any,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    *,
+    what: str,
+    record: dict[str, Any],
+    may_change: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Claim ``run_dir`` for a run of ``config`` (a frozen config dataclass) trained on ``cache``'s cases.
+
+    A new folder gets ``config.yaml``, ``preprocessing.yaml`` (the cache's) and ``run.json`` (``record`` + status,
+    versions, seed, sequences, cache, case ids, timings); an existing one must hold this very run.
+
+    Args:
+        what: the kind of run, in messages ("training run", "detector run").
+        record: extra ``run.json`` fields of a new run (they win over the common ones, e.g. ``versions``).
+        may_change: config fields a rerun may change (the saved config is updated), e.g. ``epochs`` when the
+            schedules do not depend on the total, so a longer run continues the shorter one.
+
+    Returns:
+        ``run.json``'s content.
+
+    Raises:
+        ValueError: the folder holds other files, or a run with other settings (the differing fields named), other
+            case ids, or one trained on a cache of another preprocessing config.
+    """
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILENAME
     cache_config = load_cache_config(cache)
     if config_path.is_file():
-        saved = load_config(TrainingConfig, config_path)
-        changes = config_differences(config_to_dict(saved), config_to_dict(config))
-        if changes:
+        changes = config_differences(config_to_dict(load_config(type(config), config_path)), config_to_dict(config))
+        blocking = [change for change in changes if change.split(":", 1)[0] not in may_change]
+        if blocking:
             raise ValueError(
-                f"{run_dir}: holds a run with a different training config ({'; '.join(changes)}); "
+                f"{run_dir}: holds a {what} with other settings ({'; '.join(blocking)}); "
                 "use a new run folder, or delete this one to start over"
             )
+        if changes:
+            save_config(config, config_path)
     elif run_dir.is_dir() and any(run_dir.iterdir()):
-        raise ValueError(f"{run_dir}: not empty and not a training run folder (no {CONFIG_FILENAME}); refusing")
+        raise ValueError(f"{run_dir}: not empty and not a {what} folder (no {CONFIG_FILENAME}); refusing")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, config_path)
@@ -107,28 +144,28 @@ def claim_run(
 
     run_path = run_dir / RUN_FILENAME
     if not run_path.is_file():
-        record: dict[str, Any] = {
+        created: dict[str, Any] = {
             "status": "created",
             "versions": versions(),
             "seed": config.seed,
-            "model": config.model,
             "sequences": list(config.sequences),
             "cache": str(cache),
             "train_ids": list(train_ids),
             "val_ids": list(val_ids),
             "timings": {"created": _now()},
             "sessions": 0,
+            **record,
         }
-        atomic_write_text(run_path, json.dumps(record, indent=1) + "\n")
-        return record
-    record = read_run_record(run_dir)
+        atomic_write_text(run_path, json.dumps(created, indent=1) + "\n")
+        return created
+    saved = read_run_record(run_dir)
     for name, wanted in (("train_ids", train_ids), ("val_ids", val_ids)):
-        if list(record.get(name, [])) != list(wanted):
+        if list(saved.get(name, [])) != list(wanted):
             raise ValueError(
-                f"{run_dir}: holds a run with other {name} ({record.get(name)}, now {list(wanted)}); "
+                f"{run_dir}: holds a {what} with other {name} ({saved.get(name)}, now {list(wanted)}); "
                 "use a new run folder"
             )
-    return record
+    return saved
 
 
 def start_session(run_dir: Path, **facts: Any) -> None:
