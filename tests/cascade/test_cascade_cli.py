@@ -196,3 +196,8 @@ def test_the_shipped_cascade_config_trains_as_the_table_6_cascade_row() -> None:
     assert config_to_dict(shipped.training) == config_to_dict(row.config.training)
     assert shipped.crop_seed == row.config.seed
     assert isinstance(shipped, CascadeTrainingConfig)
+    # the detector of benchmarks/seqseg_detection.sh's ablation is the Table 6 cascade's detector
+    from npcseg.config import load_config
+    from npcseg.detection.config import DetectorConfig
+
+    assert load_config(DetectorConfig, CONFIGS / "detector-synthetic.yaml") == row.cascade.detector

@@ -105,3 +105,26 @@ def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Pa
     assert (out / "convergence.png").stat().st_size > 1000
     for name, eps_priori in ABLATION_SETTINGS:
         assert f"eps_priori: {eps_priori}" in (out / name / "run" / "config.yaml").read_text()
+
+
+def test_presence_classifier_as_the_detector_backbone(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    import torch
+    import yaml
+
+    cache, config = setup
+    runner = CliRunner()
+    presence_config = tmp_path / "presence.yaml"
+    presence_config.write_text("base_width: 8\ninput_size: 32\nepochs: 1\nsteps_per_epoch: 2\nbatch_size: 4\n")
+    presence = tmp_path / "presence"
+    arguments = ["detect", "presence", "--cache", str(cache), "--out", str(presence), "--cases", "case000,case001"]
+    result = runner.invoke(app, [*arguments, "--val-cases", "case002", "--config", str(presence_config)])
+    assert result.exit_code == 0, result.output
+    assert "best epoch 1" in result.output and (presence / "preprocessing.yaml").is_file()
+    run = tmp_path / "run"
+    arguments = ["detect", "train", "--cache", str(cache), "--out", str(run), "--cases", "case000,case001"]
+    result = runner.invoke(app, [*arguments, "--config", str(config), "--epochs", "1", "--backbone", str(presence)])
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((run / "config.yaml").read_text())["backbone_weights"] == str(presence.resolve())
+    stored = torch.load(run / DETECTOR_FILENAME, weights_only=True)["backbone"]
+    trained = torch.load(presence / "checkpoint_best.pt", weights_only=True)["model"]
+    assert all(torch.equal(stored[key], trained[f"encoder.{key}"]) for key in stored)

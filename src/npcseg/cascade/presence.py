@@ -23,7 +23,6 @@ result).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -37,12 +36,13 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from npcseg.config import config_differences, config_to_dict, load_config, save_config
+from npcseg.config import load_config
 from npcseg.data.dataset import channel_indices
-from npcseg.io.atomic import atomic_write_bytes, atomic_write_text
+from npcseg.io.atomic import atomic_write_text
 from npcseg.models.resnet import ResNetEncoder
-from npcseg.preprocessing.cache import CONFIG_FILENAME, load_cache_config, load_preprocessed
+from npcseg.preprocessing.cache import load_cache_config, load_preprocessed
 from npcseg.training.checkpoint import load_checkpoint, save_checkpoint
+from npcseg.training.run_folder import claim_run_folder, update_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -212,26 +212,6 @@ def _batch(rng: np.random.Generator, present: np.ndarray, size: int) -> np.ndarr
     return np.concatenate([rng.choice(tumour, size=size - half), rng.choice(free, size=half)])
 
 
-def _claim(out: Path, cache: Path, config: PresenceConfig, train_ids: list[str], val_ids: list[str]) -> dict[str, Any]:
-    """Set up ``out`` or check it holds this very run; returns ``run.json``."""
-    if (out / "config.yaml").is_file():
-        changes = config_differences(
-            config_to_dict(load_config(PresenceConfig, out / "config.yaml")), config_to_dict(config)
-        )
-        record: dict[str, Any] = json.loads((out / RUN).read_text())
-        if changes or record["train_ids"] != train_ids or record["val_ids"] != val_ids:
-            raise ValueError(f"{out}: holds a presence run with other settings or cases ({'; '.join(changes)})")
-        return record
-    if out.is_dir() and any(out.iterdir()):
-        raise ValueError(f"{out}: not empty and not a presence run folder; refusing")
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    atomic_write_bytes(out / CONFIG_FILENAME, (cache / CONFIG_FILENAME).read_bytes())  # how its inputs were made
-    record = {"status": "created", "train_ids": train_ids, "val_ids": val_ids}
-    atomic_write_text(out / RUN, json.dumps(record, indent=1) + "\n")
-    return record
-
-
 def train_presence(
     cache: Path,
     train_ids: Sequence[str],
@@ -250,7 +230,9 @@ def train_presence(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     cache, out = Path(cache), Path(out)
-    record = _claim(out, cache, config, list(train_ids), list(val_ids))
+    record = claim_run_folder(
+        out, cache, config, list(train_ids), list(val_ids), what="presence run", record={"kind": "presence"}
+    )
     if record["status"] == "complete":
         return record
     previous_threads = torch.get_num_threads()
@@ -298,11 +280,8 @@ def train_presence(
     finally:
         torch.set_num_threads(previous_threads)
     _write_log(out, state["log"])
-    record.update(
-        status="complete", result={**state["best"], "best_epoch": state["best"]["epoch"], "seconds": state["seconds"]}
-    )
-    atomic_write_text(out / RUN, json.dumps(record, indent=1) + "\n")
-    return record
+    result = {**state["best"], "best_epoch": state["best"]["epoch"], "seconds": state["seconds"]}
+    return update_run_record(out, status="complete", result=result)
 
 
 def _train_epoch(

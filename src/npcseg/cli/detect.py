@@ -27,7 +27,15 @@ def _ids(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def _settings(config: Path | None, epochs: int | None, eps_priori: float | None) -> DetectorConfig:
+BACKBONE_HELP = (
+    "Local weights of the frozen backbone (overrides the config's backbone_weights): torchvision-named ResNet "
+    "weights, or a run folder / checkpoint whose network has an encoder (e.g. `npcseg detect presence`'s output)."
+)
+
+
+def _settings(
+    config: Path | None, epochs: int | None, eps_priori: float | None, backbone: Path | None = None
+) -> DetectorConfig:
     from npcseg.config import load_config_over, merge_over
     from npcseg.detection.config import DetectorConfig
 
@@ -37,6 +45,8 @@ def _settings(config: Path | None, epochs: int | None, eps_priori: float | None)
         overrides["epochs"] = epochs
     if eps_priori is not None:
         overrides["exploration"] = {"eps_priori": eps_priori}
+    if backbone is not None:
+        overrides["backbone_weights"] = str(backbone.resolve())
     return merge_over(settings, overrides, where="command-line options") if overrides else settings
 
 
@@ -70,6 +80,7 @@ def train_command(
     eps_priori: float | None = typer.Option(
         None, "--eps-priori", min=0.0, max=1.0, help="Override the start probability of the prior-knowledge action."
     ),
+    backbone: Path | None = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train the detector on the tumour slices of the training cases (resumable)."""
@@ -82,7 +93,7 @@ def train_command(
         from npcseg.data.splits import load_splits
         from npcseg.detection.training import train_detector
 
-        settings = _settings(config, epochs, eps_priori)
+        settings = _settings(config, epochs, eps_priori, backbone)
         if splits is not None or fold is not None:
             if splits is None or fold is None:
                 raise ValueError("--splits and --fold go together")
@@ -152,6 +163,7 @@ def ablation_command(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
     epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the config's number of epochs."),
     figures: int = typer.Option(0, "--figures", min=0, help="Episode figures per setting."),
+    backbone: Path | None = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     baseline: bool = typer.Option(
         True, "--baseline/--no-baseline", help="Also train and score the supervised box regressor on the same split."
     ),
@@ -171,7 +183,7 @@ def ablation_command(
         from npcseg.detection.ablation import CONVERGENCE_FILENAME, TABLE_STEM, run_exploration_ablation
         from npcseg.detection.regressor import RegressorConfig
 
-        settings = _settings(config, epochs, None)
+        settings = _settings(config, epochs, None, backbone)
         regressor = None
         if baseline:
             regressor = RegressorConfig(sequences=settings.sequences, seed=settings.seed)
@@ -193,6 +205,37 @@ def ablation_command(
     if baseline_summary is not None:
         console.print(f"box regressor: {_summary_line(baseline_summary)}")
     console.print(f"table -> {out / TABLE_STEM}.md / .csv; convergence figure -> {out / CONVERGENCE_FILENAME}")
+
+
+@detect_app.command("presence")
+def presence_command(
+    cache: Path = typer.Option(..., "--cache", help="Preprocessed cache folder (output of `npcseg preprocess`)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (created; a rerun resumes, a finished run is kept)."),
+    cases: str = typer.Option(..., "--cases", help="Comma-separated training case ids."),
+    val_cases: str | None = typer.Option(
+        None, "--val-cases", help="Comma-separated validation case ids (they pick the best epoch)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of PresenceConfig fields over the defaults."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train the tumour-present slice classifier alone (the cascade's first piece; its encoder can serve as the
+    detector's --backbone)."""
+    from rich.console import Console
+
+    from npcseg.cli.errors import user_errors
+
+    with user_errors():
+        from npcseg.cascade.presence import PresenceConfig, train_presence
+        from npcseg.config import load_config_over
+
+        settings = load_config_over(PresenceConfig(), config) if config is not None else PresenceConfig()
+        train_ids, val_ids = _ids(cases) or [], _ids(val_cases) or []
+        record = train_presence(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
+    result = record.get("result", {})
+    Console(soft_wrap=True, highlight=False).print(
+        f"{out}: best epoch {result.get('best_epoch')}; validation accuracy {result.get('accuracy')}, sensitivity "
+        f"{result.get('sensitivity')}, specificity {result.get('specificity')} (threshold 0.5, single slices)"
+    )
 
 
 CASCADE_CONFIG_HELP = (
