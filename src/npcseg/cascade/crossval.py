@@ -62,11 +62,11 @@ from npcseg.training.crossval import (
     FOLD_FILENAME,
     CrossValidationConfig,
     CrossValidationResult,
-    _check_claim,
-    _prediction_path,
-    _use_splits,
+    check_claim,
     inner_validation_ids,
+    prediction_path,
     tumour_volumes_ml,
+    use_splits,
 )
 from npcseg.training.crossval_checks import check_cache, cohort_cases, require_same_grid
 from npcseg.training.external import METRICS_FILENAME, SUMMARY_FILENAME, score_case
@@ -154,14 +154,14 @@ def run_cascade_crossvalidation(
     case_ids = [case.case_id for case in cases]
     needed = (*config.training.sequences, *cascade.detector.sequences, *cascade.presence.sequences)
     check_cache(cache, case_ids, tuple(dict.fromkeys(needed)))
-    _check_claim(out, config)
+    check_claim(out, config)
     _claim_cascade(out, cascade)
     if splits is None:
         folds = splits_for(
             out / SPLITS_FILENAME, case_ids, tumour_volumes_ml(cache, case_ids), config.num_folds, config.seed
         )
     else:
-        folds = _use_splits(out / SPLITS_FILENAME, splits, case_ids, config.num_folds)
+        folds = use_splits(out / SPLITS_FILENAME, splits, case_ids, config.num_folds)
     if not (out / "cv.yaml").is_file():
         save_config(config, out / "cv.yaml")
     by_id = {case.case_id: case for case in cases}
@@ -170,7 +170,7 @@ def run_cascade_crossvalidation(
         {
             "case_id": case_id,
             "fold": fold.fold,
-            **score_case(_prediction_path(out / f"fold_{fold.fold}", case_id), by_id[case_id], config),
+            **score_case(prediction_path(out / f"fold_{fold.fold}", case_id), by_id[case_id], config),
         }
         for fold in folds
         for case_id in fold.val
@@ -255,7 +255,7 @@ def _run_fold(
             "detector_epochs": trained.detector.num_epochs,
         }
         atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
-    todo = [case_id for case_id in fold.val if not _prediction_path(fold_dir, case_id).is_file()]
+    todo = [case_id for case_id in fold.val if not prediction_path(fold_dir, case_id).is_file()]
     if todo:
         started = time.perf_counter()
         models = (
@@ -302,7 +302,7 @@ def _predict_case(
     image.CopyInformation(probability)
     if case is not None and case.label is not None:
         require_same_grid(image, case.label, cache, case_id)
-    write_image(image, _prediction_path(fold_dir, case_id))
+    write_image(image, prediction_path(fold_dir, case_id))
 
 
 def _read_case(fold_dir: Path, case_id: str) -> dict[str, Any]:

@@ -188,13 +188,13 @@ def run_crossvalidation(
     cases = cohort_cases(cohort)
     case_ids = [case.case_id for case in cases]
     check_cache(cache, case_ids, config.training.sequences)
-    _check_claim(out, config)  # refuse before writing anything
+    check_claim(out, config)  # refuse before writing anything
     out.mkdir(parents=True, exist_ok=True)
     if splits is None:
         volumes = tumour_volumes_ml(cache, case_ids)
         folds = splits_for(out / SPLITS_FILENAME, case_ids, volumes, config.num_folds, config.seed)
     else:
-        folds = _use_splits(out / SPLITS_FILENAME, splits, case_ids, config.num_folds)
+        folds = use_splits(out / SPLITS_FILENAME, splits, case_ids, config.num_folds)
     if not (out / CONFIG_FILENAME).is_file():
         save_config(config, out / CONFIG_FILENAME)
 
@@ -208,7 +208,7 @@ def run_crossvalidation(
     rows: list[dict[str, Any]] = []
     for fold in folds:
         for case_id in fold.val:
-            prediction = _prediction_path(out / f"fold_{fold.fold}", case_id)
+            prediction = prediction_path(out / f"fold_{fold.fold}", case_id)
             rows.append({"case_id": case_id, "fold": fold.fold, **score_case(prediction, by_id[case_id], config)})
     rows.sort(key=lambda row: row["case_id"])
     for fold in folds:
@@ -239,7 +239,7 @@ def run_crossvalidation(
     return CrossValidationResult(out=out, folds=folds, metrics=rows, summary=summary, external=external)
 
 
-def _check_claim(out: Path, config: CrossValidationConfig) -> None:
+def check_claim(out: Path, config: CrossValidationConfig) -> None:
     """Refuse when ``out`` holds a ``cv.yaml`` that differs from ``config``."""
     path = out / CONFIG_FILENAME
     if not path.is_file():
@@ -254,7 +254,7 @@ def _check_claim(out: Path, config: CrossValidationConfig) -> None:
         )
 
 
-def _use_splits(path: Path, folds: list[Fold], case_ids: list[str], num_folds: int) -> list[Fold]:
+def use_splits(path: Path, folds: list[Fold], case_ids: list[str], num_folds: int) -> list[Fold]:
     """Save given folds as ``path`` (or check an existing file holds the same folds)."""
     require_same_cases(folds, case_ids, "the given splits")
     if len(folds) != num_folds:
@@ -269,7 +269,8 @@ def _use_splits(path: Path, folds: list[Fold], case_ids: list[str], num_folds: i
     return list(folds)
 
 
-def _prediction_path(run_dir: Path, case_id: str) -> Path:
+def prediction_path(run_dir: Path, case_id: str) -> Path:
+    """Where a fold folder keeps a held-out case's mask on its original T2 grid."""
     return run_dir / PREDICTIONS_DIRNAME / f"{case_id}.nii.gz"
 
 
@@ -300,7 +301,7 @@ def _run_fold(
         atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     else:
         logger.info("fold %d: complete, skipped", fold.fold)
-    todo = [case_id for case_id in fold.val if not _prediction_path(run_dir, case_id).is_file()]
+    todo = [case_id for case_id in fold.val if not prediction_path(run_dir, case_id).is_file()]
     if todo:
         start = time.perf_counter()
         predict_cached(cache, [run_dir], todo, run_dir / PREDICTIONS_DIRNAME, config, progress, cases)
