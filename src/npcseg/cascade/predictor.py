@@ -23,7 +23,7 @@ from npcseg.cascade.predict import CascadeConfig, CascadeResult, load_crop_segme
 from npcseg.cascade.presence import load_presence
 from npcseg.config import config_differences, config_to_dict, load_config
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
-from npcseg.inference.predictor import CasePrediction, prediction_registration
+from npcseg.inference.predictor import CasePrediction, prediction_preprocessing, prediction_registration
 from npcseg.io.cohort import Case
 from npcseg.preprocessing.config import PreprocessingConfig
 from npcseg.preprocessing.pipeline import preprocess_case, to_original_grid
@@ -97,14 +97,7 @@ class CascadePredictor:
     @property
     def prediction_preprocessing(self) -> PreprocessingConfig:
         """The detector's pre-processing restricted to the sequences the models take (as ``Predictor``'s)."""
-        config = self.preprocessing
-        if set(config.sequences) != set(self.sequences):
-            config = config.with_changes(sequences=tuple(s for s in config.sequences if s in self.sequences))
-        if config.registration_source == "precomputed":
-            config = config.with_changes(registration_source="register")
-        if self.registration != "trained":
-            config = config.with_changes(registration=prediction_registration(config.registration, self.registration))
-        return config
+        return prediction_preprocessing(self.preprocessing, self.sequences, self.registration)
 
     def describe(self) -> dict[str, Any]:
         """Plain data for ``predict.json`` (the keys ``predict_cohort`` reads, plus the cascade's settings)."""

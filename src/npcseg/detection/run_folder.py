@@ -31,7 +31,8 @@ import npcseg
 from npcseg.detection.config import DetectorConfig
 from npcseg.io.atomic import atomic_write_text
 from npcseg.training.run_folder import CONFIG_FILENAME as CONFIG_FILENAME
-from npcseg.training.run_folder import claim_run_folder, read_run_record, update_run_record
+from npcseg.training.run_folder import claim_run_folder, update_run_record
+from npcseg.training.run_folder import start_session as start_training_session
 
 LOG_FILENAME = "log.csv"
 LAST_CHECKPOINT_FILENAME = "checkpoint_last.pt"
@@ -100,16 +101,8 @@ def claim_detector_run(
 
 
 def start_session(run_dir: Path, **facts: Any) -> None:
-    """Mark the run as running and count one more training session."""
-    record = read_run_record(run_dir)
-    update_run_record(
-        run_dir,
-        status="running",
-        sessions=int(record.get("sessions", 0)) + 1,
-        versions=versions(),
-        timings={"last_session_started": _now()},
-        **facts,
-    )
+    """Mark the run as running and count one more training session (versions with gymnasium's)."""
+    start_training_session(run_dir, versions=versions(), **facts)
 
 
 def finish_run(run_dir: Path, **facts: Any) -> None:

@@ -68,6 +68,21 @@ def prediction_registration(trained: RegistrationConfig, choice: str) -> Registr
     raise ValueError(f"unknown registration choice {choice!r}; use one of {list(REGISTRATION_CHOICES)}")
 
 
+def prediction_preprocessing(
+    trained: PreprocessingConfig, sequences: tuple[str, ...], registration: str
+) -> PreprocessingConfig:
+    """The pre-processing of a raw case for models trained with ``trained``: restricted to the ``sequences`` they
+    take, registering where training read precomputed transforms, with the ``registration`` choice of predict."""
+    config = trained
+    if set(config.sequences) != set(sequences):
+        config = config.with_changes(sequences=tuple(s for s in config.sequences if s in sequences))
+    if config.registration_source == "precomputed":
+        config = config.with_changes(registration_source="register")
+    if registration != "trained":
+        config = config.with_changes(registration=prediction_registration(config.registration, registration))
+    return config
+
+
 @dataclass(frozen=True, eq=False)
 class CasePrediction:
     """The prediction of one case on its original reference (T2) grid.
@@ -181,14 +196,7 @@ class Predictor:
         take changes nothing in the others. Transforms the training cache read from an ``npcseg register`` folder
         (``registration_source: precomputed``) are computed here with the same registration settings.
         """
-        config = self.preprocessing
-        if set(config.sequences) != set(self.sequences):
-            config = config.with_changes(sequences=tuple(s for s in config.sequences if s in self.sequences))
-        if config.registration_source == "precomputed":
-            config = config.with_changes(registration_source="register")
-        if self.registration != "trained":
-            config = config.with_changes(registration=prediction_registration(config.registration, self.registration))
-        return config
+        return prediction_preprocessing(self.preprocessing, self.sequences, self.registration)
 
     @property
     def required_sequences(self) -> tuple[str, ...]:

@@ -171,11 +171,11 @@ def claim_run_folder(
 def start_session(run_dir: Path, **facts: Any) -> None:
     """Mark the run as running and count one more training session (facts: slice counts, parameters)."""
     record = read_run_record(run_dir)
+    facts = {"versions": versions(), **facts}  # a caller may record more versions (the detector: gymnasium's)
     update_run_record(
         run_dir,
         status="running",
         sessions=int(record.get("sessions", 0)) + 1,
-        versions=versions(),
         timings={"last_session_started": _now()},
         **facts,
     )
