@@ -17,6 +17,32 @@ from npcseg.detection.boxes import Box, box_of_mask
 from npcseg.preprocessing.config import PreprocessingConfig
 
 
+def tiny_pieces() -> tuple[dict[str, object], dict[str, object]]:
+    """``(detector, presence)`` settings of a cascade of seconds on the T1 + T2 tiny cohort (one thread each: several
+    on a loaded machine spin against each other)."""
+    detector = {
+        "sequences": ["t1", "t2"],
+        "backbone_width": 8,
+        "input_size": 32,
+        "hidden_sizes": [16],
+        "epochs": 1,
+        "batch_size": 8,
+        "replay_size": 64,
+        "target_sync_steps": 10,
+        "max_steps": 4,
+        "num_threads": 1,
+    }
+    presence = {
+        "sequences": ["t1", "t2"],
+        "base_width": 4,
+        "input_size": 32,
+        "epochs": 1,
+        "steps_per_epoch": 4,
+        "num_threads": 1,
+    }
+    return detector, presence
+
+
 def write_fake_cache(root: Path, num_cases: int = 3, size: int = 32, slices: int = 5) -> Path:
     """A cache in the ``npcseg preprocess`` format: t1, t2 channels; a square tumour on slices 1-3 (none in the
     last case), channel 0 = the tumour mask, channel 1 noise."""

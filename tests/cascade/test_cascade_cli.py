@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 import yaml
-from cascade_cases import crossval_cases
+from cascade_cases import crossval_cases, tiny_pieces
 from typer.testing import CliRunner
 
 from npcseg.cascade.crossval import CASCADE_FILENAME, CascadeExperimentConfig
@@ -34,20 +34,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def _tiny_settings() -> dict[str, object]:
     """A cascade of seconds: 1-epoch detector and presence classifier, a tiny DEU on 32 x 32 crops."""
     model_options = {key: value for key, value in vars(tiny_config("deu")).items() if key != "sequences"}
-    detector = {
-        "sequences": ["t1", "t2"],
-        "backbone_width": 8,
-        "input_size": 32,
-        "hidden_sizes": [16],
-        "epochs": 1,
-        "batch_size": 8,
-        "replay_size": 64,
-        "target_sync_steps": 10,
-        "max_steps": 4,
-        "num_threads": 1,
-    }
-    presence = {"sequences": ["t1", "t2"], "base_width": 4, "input_size": 32, "epochs": 1, "steps_per_epoch": 4}
-    presence["num_threads"] = 1  # one thread: several on a loaded machine spin against each other
+    detector, presence = tiny_pieces()
     return {
         "cascade": {  # a presence threshold so low that the 1-epoch classifier passes every slice on
             "crop_size": 32,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import yaml
-from cascade_cases import FixedPresence, MaskChannelDetector, ThresholdNetwork, crossval_cases
+from cascade_cases import FixedPresence, MaskChannelDetector, ThresholdNetwork, crossval_cases, tiny_pieces
 
 from npcseg.cascade.crops import paste_crop
 from npcseg.cascade.predict import CascadeConfig, CropSegmenter, predict_cascade
@@ -112,18 +112,7 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     cases = crossval_cases()
     tiny = cases.build_tiny_cohort(tmp_path, num_cases=4)
     base = config_to_dict(cases.tiny_cv_config(num_folds=2))
-    detector = {
-        "sequences": ["t1", "t2"],
-        "backbone_width": 8,
-        "input_size": 32,
-        "hidden_sizes": [16],
-        "epochs": 1,
-        "batch_size": 8,
-        "replay_size": 64,
-        "target_sync_steps": 10,
-        "max_steps": 4,
-    }
-    presence = {"sequences": ["t1", "t2"], "base_width": 4, "input_size": 32, "epochs": 1, "steps_per_epoch": 4}
+    detector, presence = tiny_pieces()
     rows = [
         {"name": "whole", "folder": "whole"},
         {"name": "cascade", "cascade": {"crop_size": 32, "detector": detector, "presence": presence}},
