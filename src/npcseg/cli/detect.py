@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from npcseg.cli.options import comma_list
+
 if TYPE_CHECKING:
     from npcseg.detection.config import DetectorConfig
     from npcseg.detection.scores import DetectionSummary
@@ -21,10 +23,13 @@ detect_app = typer.Typer(
 CONFIG_HELP = "YAML file of DetectorConfig fields (nested 'reward' / 'exploration' sections too) over the defaults."
 
 
-def _ids(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [item.strip() for item in text.split(",") if item.strip()]
+def _train_and_val_ids(cache: Path, cases: str | None, val_cases: str | None) -> tuple[list[str], list[str]]:
+    """``--cases`` / ``--val-cases``; without ``--cases``, every labelled case of the cache not in ``--val-cases``."""
+    from npcseg.data.dataset import labelled_cases
+
+    val_ids = comma_list(val_cases) or []
+    train_ids = comma_list(cases) or [case for case in labelled_cases(cache) if case not in set(val_ids)]
+    return train_ids, val_ids
 
 
 BACKBONE_HELP = (
@@ -89,7 +94,6 @@ def train_command(
     from npcseg.cli.errors import user_errors
 
     with user_errors():
-        from npcseg.data.dataset import labelled_cases
         from npcseg.data.splits import load_splits
         from npcseg.detection.training import train_detector
 
@@ -104,8 +108,7 @@ def train_command(
                 raise ValueError(f"{splits}: has folds 0..{len(folds) - 1}, not {fold}")
             train_ids, val_ids = list(folds[fold].train), list(folds[fold].val)
         else:
-            val_ids = _ids(val_cases) or []
-            train_ids = _ids(cases) or [case for case in labelled_cases(cache) if case not in set(val_ids)]
+            train_ids, val_ids = _train_and_val_ids(cache, cases, val_cases)
         result = train_detector(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
     console = Console(soft_wrap=True, highlight=False)
     if result.already_complete:
@@ -143,7 +146,7 @@ def predict_command(
         from npcseg.detection.evaluate import evaluate_detector
         from npcseg.training.run_folder import read_run_record
 
-        case_ids = _ids(cases)
+        case_ids = comma_list(cases)
         if case_ids is None:
             trained = set(read_run_record(run).get("train_ids", []))
             case_ids = [case for case in labelled_cases(cache) if case not in trained]
@@ -192,8 +195,8 @@ def ablation_command(
         rows, baseline_summary = run_exploration_ablation(
             cache,
             out,
-            _ids(train) or [],
-            _ids(test) or [],
+            comma_list(train) or [],
+            comma_list(test) or [],
             settings,
             num_figures=figures,
             baseline=regressor,
@@ -229,7 +232,7 @@ def presence_command(
         from npcseg.config import load_config_over
 
         settings = load_config_over(PresenceConfig(), config) if config is not None else PresenceConfig()
-        train_ids, val_ids = _ids(cases) or [], _ids(val_cases) or []
+        train_ids, val_ids = comma_list(cases) or [], comma_list(val_cases) or []
         record = train_presence(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
     result = record.get("result", {})
     Console(soft_wrap=True, highlight=False).print(
@@ -275,11 +278,9 @@ def cascade_train_command(
             load_cascade_training_config,
             train_cascade,
         )
-        from npcseg.data.dataset import labelled_cases
 
         settings = load_cascade_training_config(config) if config is not None else CascadeTrainingConfig()
-        val_ids = _ids(val_cases) or []
-        train_ids = _ids(cases) or [case for case in labelled_cases(cache) if case not in set(val_ids)]
+        train_ids, val_ids = _train_and_val_ids(cache, cases, val_cases)
         result = train_cascade(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
     console = Console(soft_wrap=True, highlight=False)
     last = result.detector.log[-1]

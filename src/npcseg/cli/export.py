@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from npcseg.cli.errors import user_errors
+from npcseg.cli.options import comma_list
 
 export_app = typer.Typer(
     help="Export a cohort (nnU-Net v2 raw dataset, DICOM series).",
@@ -34,7 +35,7 @@ def nnunet_command(
     from npcseg.io.nnunet import export_nnunet
 
     with user_errors():
-        sequence_list = [part.strip() for part in sequences.split(",") if part.strip()]
+        sequence_list = comma_list(sequences)
         result = export_nnunet(
             cohort, dataset_dir, sequences=sequence_list, registrations=registrations, dataset_name=dataset_name
         )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from npcseg.cli.errors import user_errors
+from npcseg.cli.options import comma_list
 
 if TYPE_CHECKING:
     from npcseg.dicom.importer import ImportResult
@@ -44,7 +45,7 @@ def dicom_command(
     from npcseg.dicom.importer import import_dicom
 
     with user_errors():
-        names = [name.strip() for name in roi_names.split(",") if name.strip()]
+        names = comma_list(roi_names)
         result = import_dicom(
             source,
             cohort,
@@ -71,7 +72,7 @@ def nnunet_command(
 
     with user_errors():
         overrides = {}
-        for item in (part.strip() for part in channels.split(",") if part.strip()):
+        for item in comma_list(channels):
             key, _, sequence = item.partition("=")
             if not key.strip().isdigit() or not sequence.strip():
                 raise ValueError(f"--channels: expected 'index=sequence' items, got {item!r}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from npcseg.cli.errors import user_errors
+from npcseg.cli.options import comma_list
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -44,7 +45,7 @@ def register_command(
         config = preset(preset_name)
         if config_path is not None:
             config = load_registration_config(config_path, base=config)
-        sequence_list = [part.strip() for part in sequences.split(",") if part.strip()]
+        sequence_list = comma_list(sequences)
         records = register_cohort(cohort, out, config, sequences=sequence_list, num_workers=workers, progress=progress)
         table = Table(title=f"registration ({config.name})")
         for column in ("case", "sequence", "metric", "iterations", "seconds", "status"):

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from npcseg.cli.options import comma_list
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -105,7 +107,7 @@ def parse_groups(specifications: list[str]) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for specification in specifications:
         label, separator, members = specification.partition("=")
-        values = [value.strip() for value in members.split(",") if value.strip()]
+        values = comma_list(members)
         if not separator or not label.strip() or not values:
             raise ValueError(f"--group {specification!r}: expected LABEL=VALUE[,VALUE...], e.g. 'T1+T2=T1,T2'")
         if label.strip() in groups:

@@ -6,11 +6,7 @@ from pathlib import Path
 
 import typer
 
-
-def _ids(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    return [item.strip() for item in text.split(",") if item.strip()]
+from npcseg.cli.options import comma_list
 
 
 def train_command(
@@ -60,7 +56,7 @@ def train_command(
         overrides = {name: value for name, value in (("epochs", epochs), ("seed", seed)) if value is not None}
         if overrides:
             settings = with_overrides(settings, overrides)
-        chosen_train, chosen_val = resolve_case_ids(cache, settings, _ids(train_ids), _ids(val_ids))
+        chosen_train, chosen_val = resolve_case_ids(cache, settings, comma_list(train_ids), comma_list(val_ids))
         result = train_distributed(
             cache,
             out,

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from npcseg.cli.options import comma_list
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -38,7 +40,7 @@ def validate_command(
 
     console = Console()
     with user_errors():
-        sequences = tuple(name.strip() for name in required.split(",") if name.strip())
+        sequences = tuple(comma_list(required))
         num_cases = sum(1 for entry in cases_dir(cohort).iterdir() if entry.is_dir())
         with Progress(
             TextColumn("checking"),
