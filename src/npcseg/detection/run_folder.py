@@ -19,20 +19,16 @@ import csv
 import datetime
 import io
 import math
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
-import npcseg
 from npcseg.detection.config import DetectorConfig
 from npcseg.io.atomic import atomic_write_text
 from npcseg.training.run_folder import CONFIG_FILENAME as CONFIG_FILENAME
 from npcseg.training.run_folder import claim_run_folder, update_run_record
 from npcseg.training.run_folder import start_session as start_training_session
+from npcseg.training.run_folder import versions as training_versions
 
 LOG_FILENAME = "log.csv"
 LAST_CHECKPOINT_FILENAME = "checkpoint_last.pt"
@@ -64,16 +60,10 @@ def _now() -> str:
 
 
 def versions() -> dict[str, str]:
-    """Versions of npcseg, Python, torch, numpy and gymnasium."""
+    """Versions of a training run (npcseg, Python, torch, numpy) and gymnasium's."""
     import gymnasium
 
-    return {
-        "npcseg": npcseg.__version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "gymnasium": gymnasium.__version__,
-    }
+    return {**training_versions(), "gymnasium": gymnasium.__version__}
 
 
 def claim_detector_run(
