@@ -16,7 +16,8 @@ CONFIG = PreprocessingConfig(registration_source="identity", slice_size=40, norm
 
 
 def _image_max(path) -> float:
-    return float(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32)).max())
+    # a copy, not a view: a view of the temporary image would read freed memory once the image is collected
+    return float(sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32)).max())
 
 
 def test_scaling_is_division_by_the_dataset_maximum_clipped_to_unit_range():
