@@ -12,9 +12,10 @@ import yaml
 from cascade_cases import FixedPresence, MaskChannelDetector, ThresholdNetwork, crossval_cases, tiny_pieces
 
 from npcseg.cascade.crops import paste_crop
-from npcseg.cascade.predict import CascadeConfig, CropSegmenter, predict_cascade
+from npcseg.cascade.predict import CascadeConfig, predict_cascade
 from npcseg.detection.boxes import Box
 from npcseg.inference.postprocessing import PostprocessingConfig
+from npcseg.inference.runs import SliceSegmenter
 
 
 def _volume() -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +38,7 @@ def test_crop_segment_and_paste_back_reproduce_the_tumour_exactly() -> None:
     image, label = _volume()
     presence = FixedPresence(np.where(label.reshape(6, -1).any(axis=1), 0.9, 0.1))
     detector = MaskChannelDetector()
-    result = predict_cascade(image, detector, CropSegmenter(ThresholdNetwork(), ("t1", "t2")), presence, _config())
+    result = predict_cascade(image, detector, SliceSegmenter(ThresholdNetwork(), ("t1", "t2")), presence, _config())
     np.testing.assert_array_equal(result.mask, label)
     assert result.probability.dtype == np.float32 and result.probability.shape == label.shape
     np.testing.assert_array_equal(result.probability >= 0.5, label.astype(bool))
@@ -51,14 +52,14 @@ def test_tumour_free_slices_get_no_box_and_an_empty_output_even_with_a_bright_di
     image[0, 5, 20:30, 20:30] = 1.0  # looks like tumour to the stand-in detector and segmenter, but no presence
     presence = FixedPresence(np.array([0.2, 0.9, 0.8, 0.7, 0.6, 0.3]))
     result = predict_cascade(
-        image, MaskChannelDetector(), CropSegmenter(ThresholdNetwork(), ("t1", "t2")), presence, _config()
+        image, MaskChannelDetector(), SliceSegmenter(ThresholdNetwork(), ("t1", "t2")), presence, _config()
     )
     assert result.boxes[0] is None and result.boxes[5] is None
     assert not result.probability[[0, 5]].any() and not result.mask[[0, 5]].any()
     empty = predict_cascade(
         image,
         MaskChannelDetector(),
-        CropSegmenter(ThresholdNetwork(), ("t1", "t2")),
+        SliceSegmenter(ThresholdNetwork(), ("t1", "t2")),
         FixedPresence(np.zeros(6)),
         _config(),
     )
@@ -68,7 +69,7 @@ def test_tumour_free_slices_get_no_box_and_an_empty_output_even_with_a_bright_di
 def test_presence_z_rules_drop_an_isolated_slice_and_fill_a_gap() -> None:
     image, _ = _volume()
     presence = FixedPresence(np.array([0.9, 0.1, 0.1, 0.9, 0.1, 0.9]))  # gap at 4 filled; slice 0 alone: dropped
-    segmenter = CropSegmenter(ThresholdNetwork(), ("t1", "t2"))
+    segmenter = SliceSegmenter(ThresholdNetwork(), ("t1", "t2"))
     result = predict_cascade(image, MaskChannelDetector(), segmenter, presence, _config())
     assert result.presence.tolist() == [False, False, False, True, True, True]
     loose = predict_cascade(image, MaskChannelDetector(), segmenter, presence, _config(presence_min_run=1))
@@ -83,7 +84,7 @@ def test_every_window_pixel_takes_the_crop_value_and_nothing_outside_it() -> Non
     image, _ = _volume()
     config = _config(postprocessing=PostprocessingConfig(mode="none"))
     detector = MaskChannelDetector(fallback=Box(0.3, 0.6, 5.2, 7.7))
-    result = predict_cascade(image, detector, CropSegmenter(Constant(), ("t1", "t2")), None, config)
+    result = predict_cascade(image, detector, SliceSegmenter(Constant(), ("t1", "t2")), None, config)
     value = np.float32(1 / (1 + np.exp(-2.0)))
     for z in range(6):
         window = result.boxes[z]
@@ -95,7 +96,7 @@ def test_every_window_pixel_takes_the_crop_value_and_nothing_outside_it() -> Non
 def test_models_take_their_channels_by_name() -> None:
     image, label = _volume()
     swapped = image[::-1].copy()  # channels t2, t1
-    detector, segmenter = MaskChannelDetector(("t1",)), CropSegmenter(ThresholdNetwork(), ("t1",))
+    detector, segmenter = MaskChannelDetector(("t1",)), SliceSegmenter(ThresholdNetwork(), ("t1",))
     presence = FixedPresence(np.where(label.reshape(6, -1).any(axis=1), 0.9, 0.1), ("t2", "t1"))
     result = predict_cascade(swapped, detector, segmenter, presence, _config(), image_sequences=("t2", "t1"))
     np.testing.assert_array_equal(result.mask, label)

@@ -44,7 +44,7 @@ import numpy as np
 import SimpleITK as sitk
 
 import npcseg
-from npcseg.cascade.predict import CascadeConfig, load_crop_segmenter, predict_cascade
+from npcseg.cascade.predict import CascadeConfig, predict_cascade
 from npcseg.cascade.presence import PresenceConfig, load_presence, presence_scores
 from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.data.splits import SPLITS_FILENAME, Fold, splits_for
@@ -53,6 +53,7 @@ from npcseg.detection.config import DetectorConfig
 from npcseg.detection.scores import score_boxes
 from npcseg.evaluation.scoring import json_safe, metrics_csv, summarize_metrics
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
+from npcseg.inference.runs import load_slice_segmenter
 from npcseg.io.atomic import atomic_write_text
 from npcseg.io.cohort import Case
 from npcseg.io.images import write_image
@@ -260,7 +261,7 @@ def _run_fold(
         started = time.perf_counter()
         models = (
             load_detector(fold_dir / "detector"),
-            load_crop_segmenter(fold_dir / "segmenter"),
+            load_slice_segmenter(fold_dir / "segmenter")[0],
             load_presence(fold_dir / "presence"),
         )
         prediction_config = cascade.prediction_config(config.training.threshold, config.postprocessing)

@@ -19,18 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
 from npcseg.cascade.crops import crop_slice, paste_crop
 from npcseg.cascade.presence import presence_decisions
 from npcseg.data.dataset import channel_indices
 from npcseg.detection.boxes import Box
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
+from npcseg.inference.runs import SliceSegmenter
 
 
 class _Detection(Protocol):
@@ -92,31 +90,6 @@ class CascadeConfig:
             raise ValueError("threshold and presence_threshold must lie in (0, 1)")
 
 
-class CropSegmenter:
-    """A segmentation network trained on crops: :meth:`probabilities` of crops ``(N, C, S, S)`` -> ``(N, S, S)``."""
-
-    def __init__(self, network: nn.Module, sequences: Sequence[str], batch_size: int = 16) -> None:
-        self.network = network.eval()
-        self.sequences = tuple(sequences)
-        self.batch_size = batch_size
-
-    @torch.inference_mode()
-    def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        batches = [
-            torch.sigmoid(self.network(torch.from_numpy(np.ascontiguousarray(crops[start : start + self.batch_size]))))
-            for start in range(0, crops.shape[0], self.batch_size)
-        ]
-        return torch.cat(batches)[:, 0].numpy().astype(np.float32) if batches else np.zeros((0, *crops.shape[2:]))
-
-
-def load_crop_segmenter(run_dir: Path) -> CropSegmenter:
-    """The network of a training run on a crop cache (``npcseg.inference.runs.read_run`` / ``build_network``)."""
-    from npcseg.inference.runs import build_network, read_run
-
-    run, state = read_run(Path(run_dir))
-    return CropSegmenter(build_network(run, state), run.sequences)
-
-
 @dataclass(frozen=True, eq=False)
 class CascadeResult:
     """The cascade's output for one volume, on the grid of its input.
@@ -160,7 +133,7 @@ def _channels(image_sequences: Sequence[str] | None, wanted: Sequence[str], num_
 def predict_cascade(
     image: np.ndarray,
     detector: BoxDetector,
-    segmenter: CropSegmenter,
+    segmenter: SliceSegmenter,
     presence: SlicePresence | None,
     config: CascadeConfig,
     *,

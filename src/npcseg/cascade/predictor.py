@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from npcseg.cascade.predict import CascadeConfig, CascadeResult, load_crop_segmenter, predict_cascade
+from npcseg.cascade.predict import CascadeConfig, CascadeResult, predict_cascade
 from npcseg.cascade.presence import load_presence
 from npcseg.config import config_differences, config_to_dict, load_config
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
 from npcseg.inference.predictor import CasePrediction, prediction_preprocessing, prediction_registration
+from npcseg.inference.runs import load_slice_segmenter
 from npcseg.io.cohort import Case
 from npcseg.preprocessing.config import PreprocessingConfig
 from npcseg.preprocessing.pipeline import preprocess_case, to_original_grid
@@ -74,7 +75,7 @@ class CascadePredictor:
 
         self.run_dirs = (Path(detector_dir), Path(segmenter_dir), Path(presence_dir))
         self.detector = load_detector(self.run_dirs[0])
-        self.segmenter = load_crop_segmenter(self.run_dirs[1])
+        self.segmenter = load_slice_segmenter(self.run_dirs[1])[0]
         self.presence = load_presence(self.run_dirs[2])
         self.preprocessing = _preprocessing(self.run_dirs[0])
         crops = _preprocessing(self.run_dirs[1])

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -228,3 +229,27 @@ def build_network(run: TrainedRun, state: dict[str, torch.Tensor]) -> nn.Module:
             f"({str(error).splitlines()[0]})"
         ) from error
     return network.eval()
+
+
+class SliceSegmenter:
+    """A run's network applied to a stack of 2D inputs: :meth:`probabilities` of ``(N, C, S, S)`` -> ``(N, S, S)``
+    float32 (sigmoid of the logits, in batches). The cascade's crop segmenter and the heat-map detector use it."""
+
+    def __init__(self, network: nn.Module, sequences: Sequence[str], batch_size: int = 16) -> None:
+        self.network = network.eval()
+        self.sequences = tuple(sequences)
+        self.batch_size = batch_size
+
+    @torch.inference_mode()
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        batches = [
+            torch.sigmoid(self.network(torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size]))))
+            for start in range(0, images.shape[0], self.batch_size)
+        ]
+        return torch.cat(batches)[:, 0].numpy().astype(np.float32) if batches else np.zeros((0, *images.shape[2:]))
+
+
+def load_slice_segmenter(run_dir: Path) -> tuple[SliceSegmenter, TrainedRun]:
+    """The network of a training run folder (:func:`read_run`, :func:`build_network`) and the run's settings."""
+    run, state = read_run(Path(run_dir))
+    return SliceSegmenter(build_network(run, state), run.sequences), run
