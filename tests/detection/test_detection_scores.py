@@ -37,6 +37,20 @@ def test_score_boxes_matches_hand_values() -> None:
     assert summary.iou_min == 0.0 and summary.iou_max == 1.0
     assert summary.iou_mean == pytest.approx((1 + 0.25 + 1 / 3 + 0) / 4)
     assert summary.fraction_recall_095 == pytest.approx(0.5)
+    # x1.5 about the centre: the exact and the large box still hold the target; the half-overlapping box grows to
+    # columns 12.5..27.5 (7.5 of the target's 10 columns); the disjoint box (27.5..42.5) still misses it
+    assert summary.enlarged_recall_min == 0.0
+    assert summary.enlarged_recall_mean == pytest.approx((1 + 1 + 0.75 + 0) / 4)
+
+
+def test_a_missing_detection_scores_zero_everywhere(tmp_path: Path) -> None:
+    summary = score_boxes([PREDICTED[0], None], [TARGET, TARGET])
+    assert summary.recall_mean == summary.iou_mean == summary.enlarged_recall_mean == pytest.approx(0.5)
+    assert summary.recall_min == summary.iou_min == summary.enlarged_recall_min == 0.0
+    write_detection_scores(tmp_path, ["a", "a"], [0, 1], [PREDICTED[0], None], [TARGET, TARGET])
+    with (tmp_path / SLICES_FILENAME).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[1]["box_top"] == "" and rows[1]["target_top"] == "10.000" and float(rows[1]["recall"]) == 0.0
 
 
 def test_recall_threshold_is_inclusive_and_empty_gives_nan() -> None:

@@ -2,7 +2,10 @@
 
 Recall is the fraction of the target box's area inside the predicted box (:func:`npcseg.detection.boxes.recall`),
 IoU the intersection over union; both in [0, 1]. The summary gives min / max / mean of each over the scored slices,
-their number, and the fraction of slices with recall >= 0.95 (the paper's success threshold ``tau_recall``).
+their number, the fraction of slices with recall >= 0.95 (the paper's success threshold ``tau_recall``), and the
+recall of the box enlarged 1.5 times about its centre (:data:`ENLARGED_SCALE`: the crop the cascade segments, so the
+tumour the segmenter can see). A detector may find no box on a slice (``None``, e.g. a heat-map detector whose map is
+empty there): such a miss scores recall and IoU 0.
 Every slice scored has a target box: slices without tumour have no detection score (the tumour-present decision of
 the cascade is scored elsewhere).
 
@@ -44,6 +47,8 @@ SLICE_COLUMNS = (
 )
 RECALL_SUCCESS = 0.95
 """Recall from which a slice counts as detected in :attr:`DetectionSummary.fraction_recall_095`."""
+ENLARGED_SCALE = 1.5
+"""The cascade enlarges the detected box this many times before cropping (METHODS.md, "Cascade")."""
 
 
 @dataclass(frozen=True)
@@ -59,32 +64,45 @@ class DetectionSummary:
     iou_mean: float
     fraction_recall_095: float
     """Fraction of slices whose recall is at least 0.95."""
+    enlarged_recall_min: float = math.nan
+    """Minimum recall of the boxes enlarged :data:`ENLARGED_SCALE` times (nan in summaries written before it)."""
+    enlarged_recall_mean: float = math.nan
+    """Mean recall of the enlarged boxes."""
 
     def to_dict(self) -> dict[str, float | int]:
         """The fields as a plain dict (for JSON and tables)."""
         return asdict(self)
 
 
-def slice_scores(predicted: Sequence[Box], targets: Sequence[Box]) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and IoU of each predicted box against its target, as two float64 arrays of the same length.
+def slice_scores(predicted: Sequence[Box | None], targets: Sequence[Box]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Recall, IoU and enlarged-box recall of each predicted box against its target, as three float64 arrays of the
+    same length (a ``None`` box, no detection, scores 0 in all three).
 
     Raises:
         ValueError: when the two sequences differ in length.
     """
     if len(predicted) != len(targets):
         raise ValueError(f"got {len(predicted)} predicted boxes but {len(targets)} targets")
-    recalls = np.asarray([recall(box, target) for box, target in zip(predicted, targets, strict=True)], float)
-    ious = np.asarray([iou(box, target) for box, target in zip(predicted, targets, strict=True)], float)
-    return recalls, ious
+    pairs = list(zip(predicted, targets, strict=True))
+    recalls = np.asarray([0.0 if box is None else recall(box, target) for box, target in pairs], float)
+    ious = np.asarray([0.0 if box is None else iou(box, target) for box, target in pairs], float)
+    enlarged = [0.0 if box is None else recall(box.scaled(ENLARGED_SCALE), target) for box, target in pairs]
+    return recalls, ious, np.asarray(enlarged, float)
 
 
-def summarise(recalls: Sequence[float] | np.ndarray, ious: Sequence[float] | np.ndarray) -> DetectionSummary:
-    """The :class:`DetectionSummary` of per-slice recalls and IoUs (same length)."""
+def summarise(
+    recalls: Sequence[float] | np.ndarray,
+    ious: Sequence[float] | np.ndarray,
+    enlarged_recalls: Sequence[float] | np.ndarray | None = None,
+) -> DetectionSummary:
+    """The :class:`DetectionSummary` of per-slice recalls and IoUs (same length), and of the enlarged boxes'
+    recalls when given (else those fields are nan)."""
     recall_array, iou_array = np.asarray(recalls, float), np.asarray(ious, float)
-    if recall_array.shape != iou_array.shape:
-        raise ValueError(f"got {recall_array.size} recalls but {iou_array.size} IoUs")
+    enlarged = np.full(recall_array.shape, np.nan) if enlarged_recalls is None else np.asarray(enlarged_recalls, float)
+    if not recall_array.shape == iou_array.shape == enlarged.shape:
+        raise ValueError(f"got {recall_array.size} recalls, {iou_array.size} IoUs, {enlarged.size} enlarged recalls")
     if recall_array.size == 0:
-        return DetectionSummary(0, *([math.nan] * 7))
+        return DetectionSummary(0, *([math.nan] * 9))
     return DetectionSummary(
         num_slices=int(recall_array.size),
         recall_min=float(recall_array.min()),
@@ -94,11 +112,13 @@ def summarise(recalls: Sequence[float] | np.ndarray, ious: Sequence[float] | np.
         iou_max=float(iou_array.max()),
         iou_mean=float(iou_array.mean()),
         fraction_recall_095=float(np.mean(recall_array >= RECALL_SUCCESS - 1e-12)),
+        enlarged_recall_min=float(enlarged.min()),
+        enlarged_recall_mean=float(enlarged.mean()),
     )
 
 
-def score_boxes(predicted: Sequence[Box], targets: Sequence[Box]) -> DetectionSummary:
-    """Summary of predicted boxes against their target boxes (pairs in the same order)."""
+def score_boxes(predicted: Sequence[Box | None], targets: Sequence[Box]) -> DetectionSummary:
+    """Summary of predicted boxes (``None``: no detection) against their target boxes (pairs in the same order)."""
     return summarise(*slice_scores(predicted, targets))
 
 
@@ -106,7 +126,7 @@ def write_detection_scores(
     out: Path,
     case_ids: Sequence[str],
     z_indices: Sequence[int],
-    predicted: Sequence[Box],
+    predicted: Sequence[Box | None],
     targets: Sequence[Box],
     *,
     extra: Mapping[str, Any] | None = None,
@@ -117,7 +137,7 @@ def write_detection_scores(
         out: output folder (created).
         case_ids: case id of each slice.
         z_indices: slice index of each slice in its case's cache volume.
-        predicted: the final box of each slice.
+        predicted: the final box of each slice (``None``: no detection; its box columns are empty).
         targets: the ground-truth box of each slice.
         extra: more JSON-able facts stored in the summary file under ``"extra"`` (e.g. the run folder).
 
@@ -129,18 +149,19 @@ def write_detection_scores(
             f"case_ids, z_indices, predicted and targets differ in length: "
             f"{len(case_ids)}, {len(z_indices)}, {len(predicted)}, {len(targets)}"
         )
-    recalls, ious = slice_scores(predicted, targets)
+    recalls, ious, enlarged = slice_scores(predicted, targets)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(SLICE_COLUMNS)
     for case_id, z, box, target, box_recall, box_iou in zip(
         case_ids, z_indices, predicted, targets, recalls, ious, strict=True
     ):
-        coordinates = [f"{value:.3f}" for value in (*box.as_tuple(), *target.as_tuple())]
+        edges = ("",) * 4 if box is None else tuple(f"{value:.3f}" for value in box.as_tuple())
+        coordinates = [*edges, *(f"{value:.3f}" for value in target.as_tuple())]
         writer.writerow([case_id, int(z), *coordinates, f"{box_recall:.6f}", f"{box_iou:.6f}"])
     out = Path(out)
     atomic_write_text(out / SLICES_FILENAME, buffer.getvalue())
-    summary = summarise(recalls, ious)
+    summary = summarise(recalls, ious, enlarged)
     record: dict[str, Any] = {"summary": summary.to_dict()}
     if extra:
         record["extra"] = dict(extra)
@@ -165,6 +186,8 @@ TABLE_COLUMNS = (
     ("iou_max", "IoU max"),
     ("iou_mean", "IoU mean"),
     ("fraction_recall_095", "recall >= 0.95"),
+    ("enlarged_recall_min", "x1.5 box recall min"),
+    ("enlarged_recall_mean", "x1.5 box recall mean"),
 )
 """Columns of the detection table: (summary field, heading)."""
 
