@@ -40,3 +40,15 @@ def write_tiny_detection_cache(
         np.savez_compressed(root / "cases" / f"{case_id}.npz", image=image, label=label)
         (root / "cases" / f"{case_id}.json").write_text(json.dumps({"case_id": case_id}) + "\n")
     return case_ids
+
+
+def train_tiny_segmentation_run(cache: Path, run_dir: Path, train_ids: list[str]) -> Path:
+    """A one-epoch tiny U-Net run on ``train_ids`` of the cache (a real run folder, for the heat-map detector)."""
+    from npcseg.models.registry import tiny_config
+    from npcseg.training.config import TrainingConfig
+    from npcseg.training.trainer import train
+
+    options = {key: value for key, value in vars(tiny_config("unet")).items() if key != "sequences"}
+    config = TrainingConfig(model="unet", model_options=options, sequences=SEQUENCES, epochs=1, batch_size=2)
+    train(cache, run_dir, config, train_ids, [], progress=False)
+    return run_dir

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from detection_tiny_cache import write_tiny_detection_cache
+from detection_tiny_cache import train_tiny_segmentation_run, write_tiny_detection_cache
 from typer.testing import CliRunner
 
 from npcseg.cli.main import app
@@ -94,12 +94,18 @@ def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Pa
     arguments += ["--test", "case002", "--config", str(config), "--epochs", "1", "--no-progress"]
     baseline = tmp_path / "regressor.yaml"
     baseline.write_text("base_width: 4\ninput_size: 32\npooled_size: 1\nhidden_size: 8\nepochs: 1\nbatch_size: 2\n")
+    heatmap_run = train_tiny_segmentation_run(cache, tmp_path / "segmentation", ["case000"])
+    arguments += ["--heatmap", str(heatmap_run), "--heatmap-threshold", "0.3"]
     result = CliRunner().invoke(app, [*arguments, "--baseline-config", str(baseline)])
     assert result.exit_code == 0, result.output
     with (out / "ablation.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["setting"] for row in rows] == [*(name for name, _ in ABLATION_SETTINGS), "box_regressor"]
-    assert "box regressor:" in result.output and (out / "box_regressor" / "detection_summary.json").is_file()
+    others = ["box_regressor", "heatmap", "start_box", "prior_policy"]
+    assert [row["setting"] for row in rows] == [*(name for name, _ in ABLATION_SETTINGS), *others]
+    for name in others:
+        assert f"{name}:" in result.output and (out / name / "detection_summary.json").is_file()
+    assert json.loads((out / "heatmap" / "detection_summary.json").read_text())["extra"]["threshold"] == 0.3
+    assert float(rows[-2]["enlarged_recall_mean"]) >= float(rows[-2]["recall_mean"])  # the start box, x1.5
     assert all(int(row["num_slices"]) == 2 for row in rows)
     assert "| eps_greedy |" in (out / "ablation.md").read_text()
     assert (out / "convergence.png").stat().st_size > 1000

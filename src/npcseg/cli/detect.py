@@ -173,10 +173,18 @@ def ablation_command(
     baseline_config: Path | None = typer.Option(
         None, "--baseline-config", help="YAML file of RegressorConfig fields for the baseline (over the defaults)."
     ),
+    heatmap: Path | None = typer.Option(
+        None,
+        "--heatmap",
+        help="A segmentation training run (on --train cases only, this cache): add the heat-map detector's row.",
+    ),
+    heatmap_threshold: float | None = typer.Option(
+        None, "--heatmap-threshold", min=0.0, max=1.0, help="Heat-map threshold (default: the run's own)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Exploration ablation (Table 2): eps_priori 0.8 vs 0.4 vs plain eps-greedy on the same split, and a supervised
-    box regressor as baseline."""
+    """Exploration ablation (Table 2): eps_priori 0.8 vs 0.4 vs plain eps-greedy on the same split; supervised
+    baselines (box regressor, heat-map detector) and the start-box / ground-truth prior-policy references."""
     from rich.console import Console
 
     from npcseg.cli.errors import user_errors
@@ -192,7 +200,7 @@ def ablation_command(
             regressor = RegressorConfig(sequences=settings.sequences, seed=settings.seed)
             if baseline_config is not None:
                 regressor = load_config_over(regressor, baseline_config)
-        rows, baseline_summary = run_exploration_ablation(
+        rows, others = run_exploration_ablation(
             cache,
             out,
             comma_list(train) or [],
@@ -200,13 +208,15 @@ def ablation_command(
             settings,
             num_figures=figures,
             baseline=regressor,
+            heatmap_run=heatmap,
+            heatmap_threshold=heatmap_threshold,
             progress=progress,
         )
     console = Console(soft_wrap=True, highlight=False)
     for row in rows:
         console.print(f"{row.setting}: {_summary_line(row.summary)}")
-    if baseline_summary is not None:
-        console.print(f"box regressor: {_summary_line(baseline_summary)}")
+    for name, summary in others.items():
+        console.print(f"{name}: {_summary_line(summary)}")
     console.print(f"table -> {out / TABLE_STEM}.md / .csv; convergence figure -> {out / CONVERGENCE_FILENAME}")
 
 

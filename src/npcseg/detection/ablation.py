@@ -1,11 +1,19 @@
 """The exploration ablation of the paper's Table 2: prior-knowledge exploration (eps_priori 0.8, 0.4) against plain
 eps-greedy (eps_priori 0), same training cases, same held-out cases, same seed and every other setting equal.
 
+Beside the three agents the table holds supervised baselines scored on the same held-out slices (the box regressor;
+the heat-map detector when a segmentation run is given) and two reference rows that need no training
+(:mod:`npcseg.detection.references`): the start box with no search, and the ground-truth prior-knowledge policy.
+They say what the numbers mean on the cohort at hand: where the start box already covers the tumour, recall alone
+does not show that a detector works; its IoU must rise above the start box's while recall stays.
+
 Output folder ``OUT``::
 
     <setting>/run/            the detector run of each setting (resumable; see :mod:`npcseg.detection.run_folder`)
     <setting>/test/           its scores on the held-out tumour slices (:mod:`npcseg.detection.evaluate`)
     box_regressor/            the supervised baseline (:mod:`npcseg.detection.regressor`), when one is asked for
+    heatmap/                  the heat-map detector's scores (:mod:`npcseg.detection.heatmap`), when a run is given
+    start_box/, prior_policy/ the reference rows' scores
     ablation.csv / .md        one row per setting: recall and IoU min / max / mean on the held-out slices
     convergence.png           loss per epoch (and held-out recall per epoch) of the three runs
 
@@ -23,6 +31,8 @@ from pathlib import Path
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.evaluate import evaluate_detector
 from npcseg.detection.figures import plot_convergence
+from npcseg.detection.heatmap import run_heatmap_baseline
+from npcseg.detection.references import REFERENCES, score_reference
 from npcseg.detection.regressor import RegressorConfig, run_regressor_baseline
 from npcseg.detection.run_folder import LOG_FILENAME
 from npcseg.detection.scores import DetectionSummary, write_detection_table
@@ -38,6 +48,8 @@ ABLATION_SETTINGS: tuple[tuple[str, float], ...] = (
 """(name, start eps_priori) of the ablation's settings (the paper's Table 2)."""
 BASELINE_SETTING = "box_regressor"
 """Row and folder name of the supervised baseline (a CNN regressing the box; Faster R-CNN needs torchvision)."""
+HEATMAP_SETTING = "heatmap"
+"""Row and folder name of the heat-map detector (the box of a segmentation run's thresholded probability map)."""
 TABLE_STEM = "ablation"
 CONVERGENCE_FILENAME = "convergence.png"
 
@@ -63,8 +75,10 @@ def run_exploration_ablation(
     monitor_test: bool = True,
     num_figures: int = 0,
     baseline: RegressorConfig | None = None,
+    heatmap_run: Path | None = None,
+    heatmap_threshold: float | None = None,
     progress: bool = True,
-) -> tuple[list[AblationRow], DetectionSummary | None]:
+) -> tuple[list[AblationRow], dict[str, DetectionSummary]]:
     """Train one detector per exploration setting and score each on the held-out cases' tumour slices.
 
     Args:
@@ -76,12 +90,16 @@ def run_exploration_ablation(
         settings: (name, eps_priori) pairs.
         monitor_test: validate on the held-out cases after every epoch (for the convergence figure only).
         num_figures: episode figures per setting (of held-out slices).
-        baseline: settings of the supervised box regressor trained and scored on the same split, as the table's last
-            row (``None``: no baseline).
+        baseline: settings of the supervised box regressor trained and scored on the same split (``None``: no
+            regressor row).
+        heatmap_run: a segmentation training run (trained on ``train_ids`` only, on this cache) whose probability
+            maps give the heat-map detector's row (``None``: no such row).
+        heatmap_threshold: the heat-map detector's threshold (``None``: the run's own).
         progress: progress bars.
 
     Returns:
-        One row per setting, in ``settings`` order, and the baseline's summary (``None`` without one).
+        One row per setting, in ``settings`` order, and the summaries of the other rows by name (baselines, then
+        the references), in table order.
 
     Raises:
         ValueError: no training or test ids, overlapping ids, or repeated setting names.
@@ -114,12 +132,18 @@ def run_exploration_ablation(
         f"Exploration ablation: {len(train_ids)} training case(s), {len(test_ids)} held-out case(s) "
         f"({rows[0].summary.num_slices} tumour slices), {config.epochs} epoch(s), seed {config.seed}."
     )
-    table = {row.setting: row.summary for row in rows}
-    baseline_summary = None
+    others: dict[str, DetectionSummary] = {}
     if baseline is not None:
         logger.info("ablation baseline: supervised box regressor -> %s", out / BASELINE_SETTING)
-        baseline_summary = run_regressor_baseline(cache, train_ids, test_ids, out / BASELINE_SETTING, baseline)
-        table[BASELINE_SETTING] = baseline_summary
+        others[BASELINE_SETTING] = run_regressor_baseline(cache, train_ids, test_ids, out / BASELINE_SETTING, baseline)
+    if heatmap_run is not None:
+        logger.info("ablation baseline: heat-map detector of %s -> %s", heatmap_run, out / HEATMAP_SETTING)
+        others[HEATMAP_SETTING] = run_heatmap_baseline(
+            cache, heatmap_run, test_ids, out / HEATMAP_SETTING, threshold=heatmap_threshold
+        )
+    for name in REFERENCES:
+        others[name] = score_reference(name, cache, test_ids, config, out / name)
+    table = {row.setting: row.summary for row in rows} | others
     write_detection_table(out / TABLE_STEM, table, caption=caption)
     plot_convergence({row.setting: row.run_dir / LOG_FILENAME for row in rows}, out / CONVERGENCE_FILENAME)
-    return rows, baseline_summary
+    return rows, others
