@@ -2,8 +2,10 @@
 # SeqSeg instance level on the synthetic cohort of benchmarks/seqseg_synthetic_compare.sh (run that first, or at
 # least its synth / register / preprocess steps): held-out patients = fold 0 of its splits.json.
 #  1. the tumour-present classifier on the fold's training cases (its encoder is the detector's frozen backbone);
-#  2. the exploration ablation (eps_priori 0.8 / 0.4 / plain eps-greedy) + the supervised box regressor, scored on
-#     the held-out patients' tumour slices (recall and IoU min / max / mean), with the convergence figure;
+#  2. the exploration ablation (eps_priori 0.8 / 0.4 / plain eps-greedy) + the supervised box regressor + the
+#     heat-map detector (the fold's whole-slice RANet + DBW run of Table 5) + the start-box and ground-truth
+#     prior-policy references, scored on the held-out patients' tumour slices (recall and IoU min / max / mean,
+#     recall of the 1.5x box), with the convergence figure;
 #  3. SeqSeg Table 6: RANet + DBW on whole slices vs the detect-then-segment cascade, 5-fold, in the tables' OUT.
 # Usage: benchmarks/seqseg_detection.sh [OUT]   (resumable: rerun to continue)
 set -euo pipefail
@@ -22,6 +24,7 @@ print(yaml.safe_dump(row['cascade']['presence']))" > "$out/detection/presence.ya
 $npcseg detect presence --cache "$out/cache" --out "$out/detection/presence" --cases "$inner_train" \
   --val-cases "$inner_val" --config "$out/detection/presence.yaml" --no-progress
 $npcseg detect ablation --cache "$out/cache" --out "$out/detection/ablation" --train "$train" --test "$test" \
-  --config configs/detector-synthetic.yaml --backbone "$out/detection/presence" --figures 3 --no-progress
+  --config configs/detector-synthetic.yaml --backbone "$out/detection/presence" --figures 3 \
+  --heatmap "$out/tables/ranet-dbw/fold_0" --no-progress
 $npcseg compare configs/seqseg-table6.yaml --cohort "$out/cohort" --cache "$out/cache" --out "$out/tables" \
   --name table6 --no-progress

@@ -161,7 +161,8 @@ def test_baseline_on_a_tiny_cache_writes_the_scores_and_does_not_retrain(tmp_pat
     record = json.loads((tmp_path / "out" / "model" / "run.json").read_text())["record"]
     assert record["train_ids"] == case_ids[:2] and record["num_slices"] == 4
     checkpoint = (tmp_path / "out" / "model" / "checkpoint.pt").stat().st_mtime_ns
-    again = run_regressor_baseline(tmp_path / "cache", case_ids[:2], case_ids[2:], tmp_path / "out", config)
+    (tmp_path / "link").symlink_to(tmp_path / "cache")  # the same cache by another path is the same run
+    again = run_regressor_baseline(tmp_path / "link", case_ids[:2], case_ids[2:], tmp_path / "out", config)
     assert again == summary and (tmp_path / "out" / "model" / "checkpoint.pt").stat().st_mtime_ns == checkpoint
     with pytest.raises(ValueError, match="train_ids"):
         run_regressor_baseline(tmp_path / "cache", case_ids[1:], case_ids[:1], tmp_path / "out", config)

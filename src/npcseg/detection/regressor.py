@@ -39,6 +39,7 @@ from npcseg.detection.environment import detection_slices
 from npcseg.detection.scores import DetectionSummary, write_detection_scores
 from npcseg.io.atomic import atomic_path, atomic_write_text
 from npcseg.models.resnet import ResNetEncoder
+from npcseg.preprocessing.cache import load_cache_config
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +303,8 @@ def train_box_regressor(
         raise ValueError(f"{cache}: the training cases {list(train_ids)} have no tumour slices")
     boxes = [item.target for item in slices if item.target is not None]
     images, encoded = slice_tensors([item.image for item in slices], boxes, config.input_size)
-    record = {"cache": str(cache), "train_ids": sorted(train_ids)}
+    # the cache's settings, not its path: the same cache named by another path (relative, a link) is the same run
+    record = {"preprocessing": config_to_dict(load_cache_config(Path(cache))), "train_ids": sorted(train_ids)}
     return fit_box_regressor(images, encoded, Path(out), config, record=record, progress=progress)
 
 
