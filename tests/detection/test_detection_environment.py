@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from npcseg.detection.boxes import NUM_ACTIONS, TERMINAL_ACTION, Box, apply_acti
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.environment import BoxEnv, DetectionSlice, detection_slices, history_one_hot
 from npcseg.detection.features import build_backbone
-from npcseg.detection.reward import prior_action, reward
+from npcseg.detection.reward import prior_action, reward, terminal_reward
 from npcseg.preprocessing.cache import case_files
 from npcseg.preprocessing.config import PreprocessingConfig
 
@@ -106,6 +107,23 @@ def test_terminal_action_ends_and_max_steps_truncate(env: BoxEnv) -> None:
     for _ in range(CONFIG.max_steps - 1):
         env.step(6)
     assert env.step(TERMINAL_ACTION)[2:4] == (True, False)  # a terminal action on the last step is terminal
+
+
+def test_judge_step_limit_judges_the_last_box_of_a_cut_episode(env: BoxEnv) -> None:
+    config = replace(CONFIG, reward=replace(CONFIG.reward, judge_step_limit=True))
+    judged = BoxEnv(env.slices, env.backbone, config)
+    for candidate in (judged, env):
+        candidate.reset(options={"index": 0})
+        values = []
+        for _ in range(CONFIG.max_steps):
+            before = candidate.box
+            _, value, terminated, truncated, info = candidate.step(6)
+            values.append((value, reward(before, info["box"], 6, info["target"], CONFIG.reward)))
+        assert (terminated, truncated) == (False, True)  # still a cut, for gymnasium and the episode record
+        assert all(value == move for value, move in values[:-1])
+        last, move = values[-1]
+        extra = terminal_reward(info["box"], info["target"], CONFIG.reward) if candidate is judged else 0.0
+        assert last == move + extra and (candidate is env or abs(extra) == CONFIG.reward.terminal_reward)
 
 
 def test_reset_draws_slices_from_its_seed(env: BoxEnv) -> None:

@@ -133,3 +133,18 @@ def test_other_settings_or_cases_are_refused(cache: Path, tmp_path: Path) -> Non
     (tmp_path / "busy" / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="not a detector run folder"):
         train_detector(cache, ["case000"], tmp_path / "busy", one_epoch, progress=False)
+
+
+@pytest.mark.parametrize("judge", [False, True])
+def test_judged_step_limits_are_stored_as_terminal_transitions(cache: Path, tmp_path: Path, judge: bool) -> None:
+    from npcseg.detection.boxes import TERMINAL_ACTION
+
+    random_actions = ExplorationConfig(eps_priori=0.0, eps=1.0, eps_min=1.0)
+    config = replace(TINY, epochs=1, max_steps=2, exploration=random_actions)
+    config = replace(config, reward=replace(config.reward, judge_step_limit=judge))
+    train_detector(cache, ["case000", "case001"], tmp_path / "run", config, progress=False)
+    replay = torch.load(tmp_path / "run" / LAST_CHECKPOINT_FILENAME, weights_only=True)["agent"]["replay"]
+    terminal_actions = int((replay["actions"] == TERMINAL_ACTION).sum())
+    # 4 episodes (tumour slices); judged, each episode's last transition is terminal, else only terminal actions
+    assert int(replay["terminals"].sum()) == (4 if judge else terminal_actions)
+    assert judge or terminal_actions < 4  # the seed's random episodes include cut ones, so the two cases differ

@@ -12,7 +12,8 @@ METHODS.md, method 2).
   loss between ``Q(s, a)`` and ``q' = r`` for terminal transitions, ``r + gamma * max_a' Q_target(s', a')``
   otherwise (gamma 0.6); the target network is a copy of the Q-network refreshed every ``target_sync_steps``
   (1,000) optimiser steps. "Terminal" means the terminal action was taken; an episode cut at ``max_steps`` is not
-  terminal (its last state is still bootstrapped), our reading of "q' = r for the terminal action".
+  terminal (its last state is still bootstrapped), our reading of "q' = r for the terminal action", unless
+  ``reward.judge_step_limit`` judges that last box like a terminal action (then it is stored as terminal).
 
 Everything in :meth:`DQNAgent.state_dict` is tensors and plain numbers, so a checkpoint loads with
 ``torch.load(weights_only=True)``.

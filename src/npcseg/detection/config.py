@@ -28,6 +28,10 @@ class RewardConfig:
     terminal_reward: float = 3.0
     """Reward of a successful terminal action (minus this for a failed one); the paper says only positive /
     negative, 3 is the usual value of active box search (Caicedo and Lazebnik 2015); ours."""
+    judge_step_limit: bool = False
+    """Ours (the paper does not say): the box an episode ends on at the step limit is judged like a terminal
+    action (+-terminal_reward added to the last step's reward) and that transition is not bootstrapped. False: the
+    cut is a time limit only (its last state is bootstrapped), so an agent that never stops is never judged."""
 
     def __post_init__(self) -> None:
         for name in ("tau_h", "tau_w", "tau_recall"):

@@ -3,7 +3,8 @@
 :class:`BoxEnv` is a ``gymnasium.Env``. An episode is one slice: the box starts centred at ``start_fraction``
 (42 %) of the slice's height and width; each step applies one of the 11 actions of
 :mod:`npcseg.detection.boxes`; the episode ends at the terminal action (``terminated``) or after ``max_steps`` (15)
-steps (``truncated``). The reward is Algorithm 1 (:func:`npcseg.detection.reward.reward`).
+steps (``truncated``). The reward is Algorithm 1 (:func:`npcseg.detection.reward.reward`); with
+``reward.judge_step_limit`` the last step of a cut episode also gets the terminal judgement of its box.
 
 Observation (float32, ``2 F + h * 11`` values): global features of the whole slice, features of the current box's
 crop (the frozen backbone of :mod:`npcseg.detection.features`), and the one-hot of the last ``h`` actions, most
@@ -37,7 +38,7 @@ from npcseg.detection.boxes import (
 )
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.features import Backbone, SliceFeatures
-from npcseg.detection.reward import prior_action, reward
+from npcseg.detection.reward import prior_action, reward, terminal_reward
 
 logger = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class BoxEnv(gymnasium.Env[np.ndarray, np.int64]):
         self.num_steps += 1
         terminated = action == TERMINAL_ACTION
         truncated = not terminated and self.num_steps >= self.config.max_steps
+        if truncated and self.config.reward.judge_step_limit and target is not None:
+            value += terminal_reward(after, target, self.config.reward)
         self.is_done = terminated or truncated
         return self.observation(), value, terminated, truncated, self._info(action)
 

@@ -9,7 +9,8 @@ Algorithm 1 (:func:`reward`), as written:
 * zoom: if ``IoU(b', g) = 0`` and ``IoU(b, g) = 0`` and ``b'.height > tau_h * g.height`` and
   ``b'.width > tau_w * g.width``: ``sign(rho(b, g) - rho(b', g))``; otherwise ``sign(IoU(b', g) - IoU(b, g))``;
 * terminal: ``+terminal_reward`` if ``recall(b, g) > tau_recall`` and ``IoU(b, g) > tau_iou``, else
-  ``-terminal_reward`` (the paper says only "positive" / "negative"; the magnitude is a config field).
+  ``-terminal_reward`` (the paper says only "positive" / "negative"; the magnitude is a config field)
+  (:func:`terminal_reward`; with ``judge_step_limit`` the environment also judges the box at the step limit so).
 
 Algorithm 2 (:func:`prior_action`), with our readings where the paper is silent:
 
@@ -53,6 +54,12 @@ def _sign(value: float) -> float:
     return float(np.sign(value))
 
 
+def terminal_reward(box: Box, target: Box, config: RewardConfig) -> float:
+    """``+terminal_reward`` if ``recall(box, g) > tau_recall`` and ``IoU(box, g) > tau_iou``, else minus it."""
+    success = recall(box, target) > config.tau_recall and iou(box, target) > config.tau_iou
+    return config.terminal_reward if success else -config.terminal_reward
+
+
 def reward(before: Box, after: Box, action: int, target: Box, config: RewardConfig) -> float:
     """Algorithm 1: the reward of taking ``action``, which moved the box from ``before`` to ``after``.
 
@@ -70,8 +77,7 @@ def reward(before: Box, after: Box, action: int, target: Box, config: RewardConf
         ValueError: ``action`` is not one of the 11 actions.
     """
     if action == TERMINAL_ACTION:
-        success = recall(before, target) > config.tau_recall and iou(before, target) > config.tau_iou
-        return config.terminal_reward if success else -config.terminal_reward
+        return terminal_reward(before, target, config)
     distance_gain = centre_distance(before, target) - centre_distance(after, target)
     if action in SHIFT_ACTIONS:
         return _sign(distance_gain)

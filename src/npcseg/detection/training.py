@@ -128,7 +128,8 @@ def _run_epoch(
         while not done:
             action, _ = agent.choose(state, env.prior_action(), eps_priori, eps, rng)
             next_state, value, terminated, truncated, info = env.step(action)
-            agent.replay.add(state, action, value, next_state, terminated)
+            judged = terminated or (truncated and config.reward.judge_step_limit)  # no bootstrap past a judged box
+            agent.replay.add(state, action, value, next_state, judged)
             for _ in range(config.updates_per_step):
                 loss = agent.update(rng)
                 if loss is not None:
