@@ -15,20 +15,17 @@ case ids and a cache of the same preprocessing config; otherwise it is refused w
 
 from __future__ import annotations
 
-import csv
-import datetime
-import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from npcseg.detection.config import DetectorConfig
-from npcseg.io.atomic import atomic_write_text
 from npcseg.training.run_folder import CONFIG_FILENAME as CONFIG_FILENAME
-from npcseg.training.run_folder import claim_run_folder, update_run_record
+from npcseg.training.run_folder import claim_run_folder
+from npcseg.training.run_folder import finish_run as finish_run
 from npcseg.training.run_folder import start_session as start_training_session
 from npcseg.training.run_folder import versions as training_versions
+from npcseg.training.run_folder import write_log as write_training_log
 
 LOG_FILENAME = "log.csv"
 LAST_CHECKPOINT_FILENAME = "checkpoint_last.pt"
@@ -53,10 +50,6 @@ LOG_COLUMNS = (
 episodes; mean IoU and recall of their final boxes; the exploration probabilities used; wall seconds; optimiser
 steps; fraction of crop-feature look-ups answered from the cache; greedy validation recall and IoU (mean, min;
 ``nan`` without validation cases)."""
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def versions() -> dict[str, str]:
@@ -95,28 +88,6 @@ def start_session(run_dir: Path, **facts: Any) -> None:
     start_training_session(run_dir, versions=versions(), **facts)
 
 
-def finish_run(run_dir: Path, **facts: Any) -> None:
-    """Mark the run complete, merging ``facts`` (timings, results) into ``run.json``."""
-    timings = dict(facts.pop("timings", {}))
-    update_run_record(run_dir, status="complete", timings={**timings, "finished": _now()}, **facts)
-
-
 def write_log(run_dir: Path, rows: Sequence[dict[str, float]]) -> None:
     """Rewrite ``log.csv`` (one row per finished epoch, columns :data:`LOG_COLUMNS`) atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {key: (int(row[key]) if key == "epoch" else repr(float(row.get(key, math.nan)))) for key in LOG_COLUMNS}
-        )
-    atomic_write_text(Path(run_dir) / LOG_FILENAME, buffer.getvalue())
-
-
-def read_log(run_dir: Path) -> list[dict[str, float]]:
-    """The rows of ``log.csv`` as floats."""
-    path = Path(run_dir) / LOG_FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no detector training log")
-    with path.open(newline="") as handle:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+    write_training_log(run_dir, rows, LOG_COLUMNS)

@@ -10,6 +10,7 @@ import csv
 import datetime
 import io
 import json
+import math
 import platform
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,22 +182,32 @@ def start_session(run_dir: Path, **facts: Any) -> None:
     )
 
 
-def finish_run(run_dir: Path, result: dict[str, Any], timings: dict[str, Any]) -> None:
-    """Mark the run complete with its result summary and timings."""
-    update_run_record(run_dir, status="complete", result=result, timings={**timings, "finished": _now()})
+def finish_run(run_dir: Path, *, timings: dict[str, Any], **facts: Any) -> None:
+    """Mark the run complete with its timings (plus the finishing time) and other facts (``result=...``)."""
+    update_run_record(run_dir, status="complete", timings={**timings, "finished": _now()}, **facts)
 
 
-def write_log(run_dir: Path, rows: list[dict[str, float]]) -> None:
-    """Rewrite ``log.csv`` (one row per finished epoch, columns :data:`LOG_COLUMNS`) atomically."""
+def write_log(run_dir: Path, rows: Sequence[dict[str, float]], columns: Sequence[str] = LOG_COLUMNS) -> None:
+    """Rewrite ``log.csv`` (one row per finished epoch; ``columns``, by default :data:`LOG_COLUMNS`) atomically;
+    a value missing from a row is written as nan."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: (int(row[key]) if key == "epoch" else repr(float(row[key]))) for key in LOG_COLUMNS})
+        writer.writerow(
+            {key: (int(row[key]) if key == "epoch" else repr(float(row.get(key, math.nan)))) for key in columns}
+        )
     atomic_write_text(Path(run_dir) / LOG_FILENAME, buffer.getvalue())
 
 
 def read_log(run_dir: Path) -> list[dict[str, float]]:
-    """The rows of ``log.csv`` as floats (``epoch`` as a whole number)."""
-    with (Path(run_dir) / LOG_FILENAME).open(newline="") as handle:
+    """The rows of ``log.csv`` as floats (``epoch`` as a whole number).
+
+    Raises:
+        FileNotFoundError: the run folder has no log.
+    """
+    path = Path(run_dir) / LOG_FILENAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no training log")
+    with path.open(newline="") as handle:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
