@@ -188,3 +188,47 @@ def test_the_shipped_cascade_config_trains_as_the_table_6_cascade_row() -> None:
     from npcseg.detection.config import DetectorConfig
 
     assert load_config(DetectorConfig, CONFIGS / "detector-synthetic.yaml") == row.cascade.detector
+
+
+def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -> None:
+    from npcseg.cascade.predict import predict_cascade
+    from npcseg.detection.heatmap import HeatmapDetector
+    from npcseg.preprocessing.cache import load_preprocessed
+
+    tiny = crossval_cases().build_tiny_cohort(tmp_path, num_cases=3)
+    settings = _tiny_settings()
+    cascade = dict(settings["cascade"])  # type: ignore[call-overload]
+    del cascade["detector"]
+    settings["cascade"] = {**cascade, "detector_kind": "heatmap", "heatmap_threshold": 0.02}
+    (tmp_path / "heatmap.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "cascade"
+    arguments = ["detect", "cascade-train", "--cache", str(tiny.cache), "--out", str(out), "--cases", "case000,case001"]
+    result = CliRunner().invoke(app, [*arguments, "--config", str(tmp_path / "heatmap.yaml"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "heat-map detector: whole-slice segmenter" in result.output
+    assert (out / "detector" / "checkpoint_best.pt").is_file() and not (out / "detector" / "detector.pt").exists()
+    assert yaml.safe_load((out / "detector" / "config.yaml").read_text())["model"] == "deu"  # the row's network
+    assert json.loads((out / "cascade_training.json").read_text())["detector"]["kind"] == "heatmap"
+
+    predictor = load_trained_cascade(out, threshold=0.02)
+    assert isinstance(predictor.detector, HeatmapDetector) and predictor.detector.threshold == 0.02
+    case = load_preprocessed(tiny.cache, "case002")
+    sequences = list(case.record["sequences"])
+    image = case.image
+    found = predict_cascade(
+        image, predictor.detector, predictor.segmenter, predictor.presence, predictor.config, image_sequences=sequences
+    )
+    channels = [sequences.index(name) for name in predictor.detector.sequences]
+    for z, window in enumerate(found.boxes):
+        detection = predictor.detector.detect(image[channels, z]) if found.presence[z] else None
+        assert window == (None if detection is None else detection.box.scaled(1.5))  # the map's box, 1.5 x
+    assert any(window is not None for window in found.boxes)
+
+    output = tmp_path / "predictions"
+    command = ["predict", "--method", "seqseg", "--cascade", str(out), "-i", str(tiny.cohort), "-o", str(output)]
+    predicted = CliRunner().invoke(app, [*command, "--no-progress"])
+    assert predicted.exit_code == 0, predicted.output
+    for raw in cases_of(tiny.cohort):
+        mask, t2 = read_image(output / f"{raw.case_id}.nii.gz"), read_image(raw.images["t2"])
+        assert mask.GetSize() == t2.GetSize() and mask.GetOrigin() == t2.GetOrigin()
+    assert json.loads((output / "predict.json").read_text())["settings"]["cascade"]["detector_kind"] == "heatmap"

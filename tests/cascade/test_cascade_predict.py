@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -165,3 +166,18 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     # the fold folder as `npcseg predict --method seqseg --cascade` reads it gives the same mask
     loaded = load_trained_cascade(fold).predict_case(case)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(loaded.mask), sitk.GetArrayFromImage(expected))
+
+
+class FindsNothingOnItsSecondSlice(MaskChannelDetector):
+    def detect(self, image: np.ndarray) -> SimpleNamespace | None:
+        found = super().detect(image)
+        return None if len(self.calls) == 2 else found
+
+
+def test_a_slice_the_detector_finds_nothing_on_is_left_empty() -> None:
+    image, label = _volume()
+    presence = FixedPresence(np.where(label.reshape(6, -1).any(axis=1), 0.9, 0.1))  # slices 1-4, in order
+    segmenter = SliceSegmenter(ThresholdNetwork(), ("t1", "t2"))
+    result = predict_cascade(image, FindsNothingOnItsSecondSlice(), segmenter, presence, _config())
+    assert result.detections[2] is None and result.boxes[2] is None and not result.probability[2].any()
+    assert all(result.boxes[z] is not None and result.probability[z].any() for z in (1, 3, 4))

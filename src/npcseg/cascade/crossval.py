@@ -44,7 +44,7 @@ import numpy as np
 import SimpleITK as sitk
 
 import npcseg
-from npcseg.cascade.predict import CascadeConfig, predict_cascade
+from npcseg.cascade.predict import CascadeConfig, check_detector_kind, load_box_detector, predict_cascade
 from npcseg.cascade.presence import PresenceConfig, load_presence, presence_scores
 from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.data.splits import SPLITS_FILENAME, Fold, splits_for
@@ -101,11 +101,18 @@ class CascadeExperimentConfig:
     a randomly initialised one gave features too alike for the agent to learn from), or ``detector`` = what
     ``detector.backbone_weights`` says (a local weights file, or random)."""
     detector: DetectorConfig = field(default_factory=DetectorConfig)
-    """The box detector's settings."""
+    """The box detector's settings (the ``dql`` kind's)."""
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     """The tumour-present classifier's settings."""
+    detector_kind: str = "dql"
+    """``dql``: the paper's deep-Q-learning agent (``detector``, ``detector_backbone``); ``heatmap`` (ours): a
+    whole-slice segmenter trained with the row's ``training`` settings on the same cases, its thresholded
+    probability map boxed (:mod:`npcseg.detection.heatmap`)."""
+    heatmap_threshold: float | None = None
+    """The heat-map detector's threshold; ``None`` = the row's ``training.threshold``."""
 
     def __post_init__(self) -> None:
+        check_detector_kind(self.detector_kind, self.heatmap_threshold)
         if self.detector_backbone not in ("presence", "detector"):
             raise ValueError(f"detector_backbone must be 'presence' or 'detector', got {self.detector_backbone!r}")
         if self.detector_backbone == "presence" and self.detector.backbone_weights is not None:
@@ -121,6 +128,8 @@ class CascadeExperimentConfig:
             presence_min_run=self.presence_min_run,
             threshold=threshold,
             postprocessing=postprocessing,
+            detector_kind=self.detector_kind,
+            heatmap_threshold=self.heatmap_threshold,
         )
 
 
@@ -225,7 +234,6 @@ def _run_fold(
     """Train the fold's pieces (:func:`~npcseg.cascade.training.train_cascade`, skipped when the fold
     is trained), predict its held-out cases; its ``fold.json``."""
     from npcseg.cascade.training import CascadeTrainingConfig, train_cascade
-    from npcseg.detection.inference import load_detector
 
     fold_dir = out / f"fold_{fold.fold}"
     record_path = fold_dir / FOLD_FILENAME
@@ -259,12 +267,12 @@ def _run_fold(
     todo = [case_id for case_id in fold.val if not prediction_path(fold_dir, case_id).is_file()]
     if todo:
         started = time.perf_counter()
+        prediction_config = cascade.prediction_config(config.training.threshold, config.postprocessing)
         models = (
-            load_detector(fold_dir / "detector"),
+            load_box_detector(fold_dir / "detector", prediction_config),
             load_slice_segmenter(fold_dir / "segmenter")[0],
             load_presence(fold_dir / "presence"),
         )
-        prediction_config = cascade.prediction_config(config.training.threshold, config.postprocessing)
         for case_id in todo:
             _predict_case(cache, case_id, fold_dir, models, prediction_config, cases.get(case_id))
         record["predict_seconds"] = record.get("predict_seconds", 0.0) + time.perf_counter() - started
@@ -287,7 +295,7 @@ def _predict_case(
     targets = [box_of_mask(label[z] != 0) for z in range(label.shape[0])]
     channels = [list(sequences).index(sequence) for sequence in detector.sequences]
     detections: list[Box | None] = [
-        None if target is None else (result.detections[z] or detector.detect(preprocessed.image[channels, z]).box)
+        None if target is None else (result.detections[z] or _box_of(detector.detect(preprocessed.image[channels, z])))
         for z, target in enumerate(targets)
     ]
     described = {
@@ -306,6 +314,11 @@ def _predict_case(
     write_image(image, prediction_path(fold_dir, case_id))
 
 
+def _box_of(found: Any) -> Box | None:
+    """The box of a detection, ``None`` for none (a heat-map detector may find nothing)."""
+    return None if found is None else found.box
+
+
 def _read_case(fold_dir: Path, case_id: str) -> dict[str, Any]:
     described: dict[str, Any] = json.loads((fold_dir / "cascade" / f"{case_id}.json").read_text())
     return described
@@ -314,7 +327,7 @@ def _read_case(fold_dir: Path, case_id: str) -> dict[str, Any]:
 def _pieces_scores(described: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
     """Detection scores on the tumour slices and presence scores on all slices of the described cases."""
     pairs = [
-        (Box(*found), Box(*target))
+        (None if found is None else Box(*found), Box(*target))
         for case in described
         for found, target in zip(case["target_detections"], case["targets"], strict=True)
         if target is not None

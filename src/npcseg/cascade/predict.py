@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -46,8 +47,8 @@ class BoxDetector(Protocol):
         """Input channels, in order."""
         ...
 
-    def detect(self, image: np.ndarray) -> _Detection:
-        """The final box of one slice ``(C, H, W)`` (channels = ``sequences``)."""
+    def detect(self, image: np.ndarray) -> _Detection | None:
+        """The final box of one slice ``(C, H, W)`` (channels = ``sequences``); ``None``: no box on it."""
         ...
 
 
@@ -62,6 +63,33 @@ class SlicePresence(Protocol):
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Tumour-present probabilities ``(Z,)`` of a volume ``(C, Z, H, W)`` (channels = ``sequences``)."""
         ...
+
+
+DETECTOR_KINDS = ("dql", "heatmap")
+"""The cascade's detectors: the deep-Q-learning agent, or the heat-map detector of a whole-slice segmenter."""
+
+
+def check_detector_kind(kind: str, heatmap_threshold: float | None) -> None:
+    """Refuse an unknown detector kind or a heat-map threshold outside (0, 1)."""
+    if kind not in DETECTOR_KINDS:
+        raise ValueError(f"detector_kind must be one of {list(DETECTOR_KINDS)}, got {kind!r}")
+    if heatmap_threshold is not None and not 0 < heatmap_threshold < 1:
+        raise ValueError(f"heatmap_threshold must lie in (0, 1), got {heatmap_threshold}")
+
+
+def load_box_detector(folder: Path, config: CascadeConfig) -> BoxDetector:
+    """The detector of a cascade's ``detector/`` folder: a detector run (``dql``) or a segmentation run
+    (``heatmap``), as ``config.detector_kind`` says.
+
+    Raises:
+        FileNotFoundError: the run is missing or unfinished.
+    """
+    from npcseg.detection.heatmap import HeatmapDetector
+    from npcseg.detection.inference import load_detector
+
+    if config.detector_kind == "heatmap":
+        return HeatmapDetector(folder, config.heatmap_threshold)
+    return load_detector(folder)
 
 
 @dataclass(frozen=True)
@@ -82,8 +110,15 @@ class CascadeConfig:
     """Probability at or above which a pixel is tumour."""
     postprocessing: PostprocessingConfig = field(default_factory=PostprocessingConfig)
     """3D clean-up of the thresholded volume (the paper: drop components spanning a single slice)."""
+    detector_kind: str = "dql"
+    """Which detector the cascade's ``detector/`` folder holds (:data:`DETECTOR_KINDS`): ``dql``, the paper's
+    deep-Q-learning agent; ``heatmap``, a whole-slice segmentation run whose thresholded map is boxed
+    (:mod:`npcseg.detection.heatmap`; ours, the best detector on our synthetic cohort)."""
+    heatmap_threshold: float | None = None
+    """The heat-map detector's threshold; ``None`` takes its run's own."""
 
     def __post_init__(self) -> None:
+        check_detector_kind(self.detector_kind, self.heatmap_threshold)
         if self.scale < 1 or self.crop_size < 1 or self.presence_min_run < 1:
             raise ValueError("scale >= 1, crop_size >= 1 and presence_min_run >= 1 are required")
         if not 0 < self.threshold < 1 or not 0 < self.presence_threshold < 1:
@@ -178,7 +213,10 @@ def predict_cascade(
     crops: list[np.ndarray] = []
     placed: list[tuple[int, Box]] = []
     for z in (int(index) for index in np.flatnonzero(decided)):
-        box = detector.detect(volume[pick["detector"], z]).box
+        found = detector.detect(volume[pick["detector"], z])
+        if found is None:  # a detector may find nothing on a slice the presence rule kept: nothing to segment
+            continue
+        box = found.box
         window = box.scaled(config.scale)
         detections[z], windows[z] = box, window
         crops.append(crop_slice(volume[pick["segmenter"], z], window, config.crop_size))

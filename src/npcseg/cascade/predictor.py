@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
-from npcseg.cascade.predict import CascadeConfig, CascadeResult, predict_cascade
+from npcseg.cascade.predict import CascadeConfig, CascadeResult, load_box_detector, predict_cascade
 from npcseg.cascade.presence import load_presence
 from npcseg.config import config_differences, config_to_dict, load_config
 from npcseg.inference.postprocessing import PostprocessingConfig, postprocess
@@ -71,10 +71,8 @@ class CascadePredictor:
         *,
         registration: str = "trained",
     ) -> None:
-        from npcseg.detection.inference import load_detector
-
         self.run_dirs = (Path(detector_dir), Path(segmenter_dir), Path(presence_dir))
-        self.detector = load_detector(self.run_dirs[0])
+        self.detector = load_box_detector(self.run_dirs[0], config)
         self.segmenter = load_slice_segmenter(self.run_dirs[1])[0]
         self.presence = load_presence(self.run_dirs[2])
         self.preprocessing = _preprocessing(self.run_dirs[0])
@@ -102,7 +100,8 @@ class CascadePredictor:
 
     def describe(self) -> dict[str, Any]:
         """Plain data for ``predict.json`` (the keys ``predict_cohort`` reads, plus the cascade's settings)."""
-        checkpoints = ("detector.pt", "checkpoint_best.pt", "checkpoint_best.pt")
+        detector_file = "checkpoint_best.pt" if self.config.detector_kind == "heatmap" else "detector.pt"
+        checkpoints = (detector_file, "checkpoint_best.pt", "checkpoint_best.pt")
         return {
             "method": "seqseg",
             "runs": [

@@ -5,8 +5,10 @@
 the best epoch where a piece does so):
 
 1. the tumour-present classifier (:func:`presence.train_presence`; best epoch on the validation cases);
-2. the box detector (:func:`npcseg.detection.training.train_detector`; validation recall logged only), its frozen
-   backbone the presence classifier's encoder unless ``detector_backbone`` says otherwise;
+2. the box detector: with ``detector_kind: dql`` the agent (:func:`npcseg.detection.training.train_detector`;
+   validation recall logged only), its frozen backbone the presence classifier's encoder unless
+   ``detector_backbone`` says otherwise; with ``heatmap`` a whole-slice segmenter (:func:`npcseg.training.trainer.
+   train` with ``training`` on the cache; best epoch on the validation cases) whose map the heat-map detector boxes;
 3. the crop cache of the training + validation cases' tumour slices (:func:`crops.build_crop_cache`, jittered
    ground-truth boxes enlarged ``scale`` times, seeded by ``crop_seed``);
 4. the crop segmenter (:func:`npcseg.training.trainer.train` on the crop cache with ``training``: e.g. RANet + DBW,
@@ -82,7 +84,7 @@ class CascadeTrainingResult:
 
     Attributes:
         out: the cascade folder.
-        detector: the detector run's result.
+        detector: the detector run's result (the whole-slice segmenter's for the ``heatmap`` kind).
         segmenter: the crop segmenter run's result.
         presence: the presence run's ``run.json`` (``result``: best epoch and its validation scores).
         num_crop_train_cases / num_crop_val_cases: cases with tumour slices the segmenter trained / validated on.
@@ -90,7 +92,7 @@ class CascadeTrainingResult:
     """
 
     out: Path
-    detector: DetectorRunResult
+    detector: DetectorRunResult | TrainResult
     segmenter: TrainResult
     presence: dict[str, Any]
     num_crop_train_cases: int
@@ -169,12 +171,23 @@ def train_cascade(
     presence = train_presence(
         cache, train_list, out / "presence", settings.presence, val_ids=val_list, progress=progress
     )
-    detector_settings = settings.detector
-    if settings.detector_backbone == "presence":
-        detector_settings = dataclasses.replace(detector_settings, backbone_weights=str((out / "presence").resolve()))
-    detector = train_detector(
-        cache, train_list, out / "detector", detector_settings, val_ids=val_list, progress=progress
-    )
+    detector: DetectorRunResult | TrainResult
+    if settings.detector_kind == "heatmap":
+        detector = train(cache, out / "detector", config.training, train_list, val_list, progress=progress)
+        detector_record = {
+            "kind": "heatmap",
+            "best_epoch": detector.best_epoch,
+            "best_val_dice": detector.best_val_dice,
+        }
+    else:
+        detector_settings = settings.detector
+        if settings.detector_backbone == "presence":
+            presence_dir = str((out / "presence").resolve())
+            detector_settings = dataclasses.replace(detector_settings, backbone_weights=presence_dir)
+        detector = train_detector(
+            cache, train_list, out / "detector", detector_settings, val_ids=val_list, progress=progress
+        )
+        detector_record = {"epochs": detector.num_epochs, **{key: detector.log[-1].get(key) for key in DETECTOR_KEYS}}
     crops = build_crop_cache(
         cache,
         [*train_list, *val_list],
@@ -193,7 +206,7 @@ def train_cascade(
         "status": "complete",
         "train_ids": train_list,
         "val_ids": val_list,
-        "detector": {"epochs": detector.num_epochs, **{key: detector.log[-1].get(key) for key in DETECTOR_KEYS}},
+        "detector": detector_record,
         "segmenter": {
             "train_ids": crop_train,
             "val_ids": crop_val,

@@ -288,17 +288,25 @@ def cascade_train_command(
             load_cascade_training_config,
             train_cascade,
         )
+        from npcseg.detection.training import DetectorRunResult
 
         settings = load_cascade_training_config(config) if config is not None else CascadeTrainingConfig()
         train_ids, val_ids = _train_and_val_ids(cache, cases, val_cases)
         result = train_cascade(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
     console = Console(soft_wrap=True, highlight=False)
-    last = result.detector.log[-1]
     presence = result.presence["result"]
-    console.print(
-        f"detector: {result.detector.num_epochs} epoch(s), training recall {last['train_recall']:.3f}, validation "
-        f"recall {last['val_recall_mean']:.3f}"
-    )
+    detector = result.detector
+    if isinstance(detector, DetectorRunResult):
+        last = detector.log[-1]
+        console.print(
+            f"detector: {detector.num_epochs} epoch(s), training recall {last['train_recall']:.3f}, validation "
+            f"recall {last['val_recall_mean']:.3f}"
+        )
+    else:
+        console.print(
+            f"heat-map detector: whole-slice segmenter, best epoch {detector.best_epoch} (validation Dice "
+            f"{detector.best_val_dice:.3f})"
+        )
     console.print(
         f"crop segmenter: {result.num_crop_train_cases} training case(s) with tumour, best epoch "
         f"{result.segmenter.best_epoch} (validation Dice {result.segmenter.best_val_dice:.3f})"

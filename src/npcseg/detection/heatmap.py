@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,13 @@ from npcseg.inference.runs import load_slice_segmenter
 from npcseg.preprocessing.cache import load_cache_config
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HeatmapDetection:
+    """One slice's detection (the cascade reads ``box``)."""
+
+    box: Box
 
 
 class HeatmapDetector:
@@ -57,6 +65,13 @@ class HeatmapDetector:
         if not slices:
             return np.zeros((0, 0, 0), dtype=np.float32)
         return self.segmenter.probabilities(np.stack([item.image for item in slices]))
+
+    def detect(self, image: np.ndarray) -> HeatmapDetection | None:
+        """The detection on one slice ``(C, H, W)`` (channels in :attr:`sequences` order), ``None`` if the map is
+        empty (the cascade's detector interface)."""
+        probability = self.segmenter.probabilities(np.asarray(image, dtype=np.float32)[None])[0]
+        box = box_of_mask(probability >= self.threshold)
+        return None if box is None else HeatmapDetection(box)
 
     def detect_slices(self, slices: Sequence[DetectionSlice]) -> list[Box | None]:
         """The box of each slice's thresholded map, ``None`` where no pixel reaches the threshold."""
