@@ -6,7 +6,8 @@
 #     heat-map detector (the fold's whole-slice RANet + DBW run of Table 5) + the start-box and ground-truth
 #     prior-policy references, scored on the held-out patients' tumour slices (recall and IoU min / max / mean,
 #     recall of the 1.5x box), with the convergence figure;
-#  3. SeqSeg Table 6: RANet + DBW on whole slices vs the detect-then-segment cascade, 5-fold, in the tables' OUT.
+#  3. SeqSeg Table 6: RANet + DBW on whole slices vs the detect-then-segment cascade (DQL detector) vs the same
+#     cascade with the heat-map detector, 5-fold, in the tables' OUT.
 # Usage: benchmarks/seqseg_detection.sh [OUT]   (resumable: rerun to continue)
 set -euo pipefail
 out=${1:-runs/seqseg-synthetic}
