@@ -18,6 +18,7 @@ from npcseg.detection.scores import (
     read_detection_summary,
     score_boxes,
     write_detection_scores,
+    write_slice_scores,
 )
 
 TARGET = Box(10.0, 10.0, 20.0, 20.0)  # 10 x 10
@@ -100,3 +101,16 @@ def test_figures_are_written(tmp_path: Path) -> None:
     plot_convergence(logs, tmp_path / "convergence.png")
     assert _is_png(tmp_path / "convergence.png")
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+def test_write_slice_scores_takes_ids_and_targets_from_the_slices(tmp_path: Path) -> None:
+    from npcseg.detection.environment import DetectionSlice
+
+    image = np.zeros((1, 40, 40), dtype=np.float32)
+    slices = [DetectionSlice(image, TARGET, "a", 3), DetectionSlice(image, TARGET, "b", 7)]
+    summary = write_slice_scores(tmp_path, slices, [PREDICTED[2], None])
+    assert summary.recall_mean == pytest.approx(0.25)  # 0.5 and a miss
+    with (tmp_path / SLICES_FILENAME).open(newline="") as handle:
+        assert [(row["case_id"], row["z"]) for row in csv.DictReader(handle)] == [("a", "3"), ("b", "7")]
+    with pytest.raises(ValueError, match="no target box"):
+        write_slice_scores(tmp_path, [DetectionSlice(image, None, "c", 0)], [None])

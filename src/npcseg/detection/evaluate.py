@@ -18,7 +18,7 @@ import numpy as np
 from npcseg.detection.environment import detection_slices
 from npcseg.detection.figures import plot_episode
 from npcseg.detection.inference import load_detector
-from npcseg.detection.scores import DetectionSummary, write_detection_scores
+from npcseg.detection.scores import DetectionSummary, write_slice_scores
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,11 @@ def evaluate_detector(
     if not slices:
         raise ValueError(f"{cache}: the cases {list(case_ids)} have no tumour slice to score")
     results = detector.detect_slices(slices)
-    targets = [item.target for item in slices if item.target is not None]
     steps = [len(result.actions) for result in results]
-    summary = write_detection_scores(
+    summary = write_slice_scores(
         out,
-        [item.case_id for item in slices],
-        [item.z for item in slices],
+        slices,
         [result.box for result in results],
-        targets,
         extra={
             "run": str(run_dir),
             "cache": str(cache),

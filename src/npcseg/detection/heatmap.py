@@ -20,7 +20,7 @@ import numpy as np
 
 from npcseg.detection.boxes import Box, box_of_mask
 from npcseg.detection.environment import DetectionSlice, detection_slices
-from npcseg.detection.scores import DetectionSummary, write_detection_scores
+from npcseg.detection.scores import DetectionSummary, write_slice_scores
 from npcseg.inference.runs import load_slice_segmenter
 from npcseg.preprocessing.cache import load_cache_config
 
@@ -99,12 +99,10 @@ def run_heatmap_baseline(
     logger.info(
         "heat-map detector (threshold %.2f): %d of %d slice(s) without a box", detector.threshold, misses, len(boxes)
     )
-    return write_detection_scores(
+    return write_slice_scores(
         out,
-        [item.case_id for item in slices],
-        [item.z for item in slices],
+        slices,
         boxes,
-        [item.target for item in slices if item.target is not None],
         extra={
             "run": str(Path(run_dir)),
             "threshold": detector.threshold,

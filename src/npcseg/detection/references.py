@@ -19,7 +19,7 @@ from npcseg.detection.boxes import TERMINAL_ACTION, Box, apply_action, initial_b
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.environment import DetectionSlice, detection_slices
 from npcseg.detection.reward import prior_action
-from npcseg.detection.scores import DetectionSummary, write_detection_scores
+from npcseg.detection.scores import DetectionSummary, write_slice_scores
 
 START_BOX = "start_box"
 PRIOR_POLICY = "prior_policy"
@@ -76,11 +76,5 @@ def score_reference(
     if not slices:
         raise ValueError(f"{cache}: the cases {list(case_ids)} have no tumour slice to score")
     boxes = reference_boxes(name, slices, config)
-    return write_detection_scores(
-        out,
-        [item.case_id for item in slices],
-        [item.z for item in slices],
-        boxes,
-        [item.target for item in slices if item.target is not None],
-        extra={"reference": name, "uses_ground_truth": name == PRIOR_POLICY, "cache": str(cache)},
-    )
+    extra = {"reference": name, "uses_ground_truth": name == PRIOR_POLICY, "cache": str(cache)}
+    return write_slice_scores(out, slices, boxes, extra=extra)

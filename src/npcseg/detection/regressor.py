@@ -36,7 +36,7 @@ from torch import nn
 from npcseg.config import config_differences, config_to_dict, load_config, save_config
 from npcseg.detection.boxes import Box
 from npcseg.detection.environment import detection_slices
-from npcseg.detection.scores import DetectionSummary, write_detection_scores
+from npcseg.detection.scores import DetectionSummary, write_slice_scores
 from npcseg.io.atomic import atomic_path, atomic_write_text
 from npcseg.models.resnet import ResNetEncoder
 from npcseg.preprocessing.cache import load_cache_config
@@ -324,13 +324,10 @@ def run_regressor_baseline(
     cache: Path, train_ids: Sequence[str], test_ids: Sequence[str], out: Path, config: RegressorConfig
 ) -> DetectionSummary:
     """Train (unless done) into ``out/model``, predict the tumour slices of ``test_ids`` and score them: writes
-    ``out/detection_slices.csv`` and ``out/detection_summary.json`` (:func:`write_detection_scores`)."""
+    ``out/detection_slices.csv`` and ``out/detection_summary.json`` (:func:`.scores.write_slice_scores`)."""
     run_dir = train_box_regressor(cache, train_ids, Path(out) / "model", config)  # returns at once when finished
     model = load_box_regressor(run_dir)
     slices = detection_slices(Path(cache), list(test_ids), config.sequences, tumour_only=True)
     predicted = [model.predict(item.image[None])[0] for item in slices]  # one by one: slices may differ in size
-    targets = [item.target for item in slices if item.target is not None]
     extra = {"method": "box regressor", "run": str(run_dir), "train_ids": list(train_ids), "test_ids": list(test_ids)}
-    return write_detection_scores(
-        Path(out), [item.case_id for item in slices], [item.z for item in slices], predicted, targets, extra=extra
-    )
+    return write_slice_scores(Path(out), slices, predicted, extra=extra)

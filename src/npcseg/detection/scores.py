@@ -22,12 +22,15 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from npcseg.detection.boxes import Box, iou, recall
 from npcseg.io.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from npcseg.detection.environment import DetectionSlice
 
 SLICES_FILENAME = "detection_slices.csv"
 SUMMARY_FILENAME = "detection_summary.json"
@@ -167,6 +170,27 @@ def write_detection_scores(
         record["extra"] = dict(extra)
     atomic_write_text(out / SUMMARY_FILENAME, json.dumps(record, indent=1, allow_nan=True) + "\n")
     return summary
+
+
+def write_slice_scores(
+    out: Path,
+    slices: Sequence[DetectionSlice],
+    predicted: Sequence[Box | None],
+    *,
+    extra: Mapping[str, Any] | None = None,
+) -> DetectionSummary:
+    """:func:`write_detection_scores` of one box per tumour slice (case ids, slice indices and targets from the
+    slices).
+
+    Raises:
+        ValueError: a slice has no target, or the lengths differ.
+    """
+    untargeted = [(item.case_id, item.z) for item in slices if item.target is None]
+    if untargeted:
+        raise ValueError(f"slice(s) {untargeted[:5]} have no target box to score against")
+    targets = [item.target for item in slices if item.target is not None]
+    case_ids, z_indices = [item.case_id for item in slices], [item.z for item in slices]
+    return write_detection_scores(out, case_ids, z_indices, predicted, targets, extra=extra)
 
 
 def read_detection_summary(out: Path) -> DetectionSummary:
