@@ -190,7 +190,8 @@ def test_the_shipped_cascade_config_trains_as_the_table_6_cascade_row() -> None:
     assert load_config(DetectorConfig, CONFIGS / "detector-synthetic.yaml") == row.cascade.detector
 
 
-def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -> None:
+@pytest.mark.parametrize("presence_classifier", [True, False])
+def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path, presence_classifier: bool) -> None:
     from npcseg.cascade.predict import predict_cascade
     from npcseg.detection.heatmap import HeatmapDetector
     from npcseg.preprocessing.cache import load_preprocessed
@@ -199,7 +200,12 @@ def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -
     settings = _tiny_settings()
     cascade = dict(settings["cascade"])  # type: ignore[call-overload]
     del cascade["detector"]
-    settings["cascade"] = {**cascade, "detector_kind": "heatmap", "heatmap_threshold": 0.02}
+    settings["cascade"] = {
+        **cascade,
+        "detector_kind": "heatmap",
+        "heatmap_threshold": 0.02,
+        "presence_classifier": presence_classifier,
+    }
     (tmp_path / "heatmap.yaml").write_text(yaml.safe_dump(settings))
     out = tmp_path / "cascade"
     arguments = ["detect", "cascade-train", "--cache", str(tiny.cache), "--out", str(out), "--cases", "case000,case001"]
@@ -208,10 +214,13 @@ def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -
     assert "heat-map detector: whole-slice segmenter" in result.output
     assert (out / "detector" / "checkpoint_best.pt").is_file() and not (out / "detector" / "detector.pt").exists()
     assert yaml.safe_load((out / "detector" / "config.yaml").read_text())["model"] == "deu"  # the row's network
-    assert json.loads((out / "cascade_training.json").read_text())["detector"]["kind"] == "heatmap"
+    record = json.loads((out / "cascade_training.json").read_text())
+    assert record["detector"]["kind"] == "heatmap"
+    assert (out / "presence").is_dir() == presence_classifier and (record["presence"] is None) != presence_classifier
 
     predictor = load_trained_cascade(out, threshold=0.02)
     assert isinstance(predictor.detector, HeatmapDetector) and predictor.detector.threshold == 0.02
+    assert (predictor.presence is None) != presence_classifier
     case = load_preprocessed(tiny.cache, "case002")
     sequences = list(case.record["sequences"])
     image = case.image
@@ -223,6 +232,8 @@ def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -
         detection = predictor.detector.detect(image[channels, z]) if found.presence[z] else None
         assert window == (None if detection is None else detection.box.scaled(1.5))  # the map's box, 1.5 x
     assert any(window is not None for window in found.boxes)
+    if not presence_classifier:  # the detector decides: a slice holds tumour where it found a box
+        assert list(found.presence) == [window is not None for window in found.boxes]
 
     output = tmp_path / "predictions"
     command = ["predict", "--method", "seqseg", "--cascade", str(out), "-i", str(tiny.cohort), "-o", str(output)]
@@ -231,4 +242,6 @@ def test_a_heatmap_cascade_boxes_its_own_whole_slice_segmenter(tmp_path: Path) -
     for raw in cases_of(tiny.cohort):
         mask, t2 = read_image(output / f"{raw.case_id}.nii.gz"), read_image(raw.images["t2"])
         assert mask.GetSize() == t2.GetSize() and mask.GetOrigin() == t2.GetOrigin()
-    assert json.loads((output / "predict.json").read_text())["settings"]["cascade"]["detector_kind"] == "heatmap"
+    described = json.loads((output / "predict.json").read_text())["settings"]
+    assert described["cascade"]["detector_kind"] == "heatmap"
+    assert len(described["runs"]) == (3 if presence_classifier else 2)

@@ -181,3 +181,30 @@ def test_a_slice_the_detector_finds_nothing_on_is_left_empty() -> None:
     result = predict_cascade(image, FindsNothingOnItsSecondSlice(), segmenter, presence, _config())
     assert result.detections[2] is None and result.boxes[2] is None and not result.probability[2].any()
     assert all(result.boxes[z] is not None and result.probability[z].any() for z in (1, 3, 4))
+
+
+class BoxesTheMaskOrNothing(MaskChannelDetector):
+    """Like a heat-map detector: the box of channel 0 >= 0.5, no detection where it is empty."""
+
+    def detect(self, image: np.ndarray) -> SimpleNamespace | None:
+        found = super().detect(image)
+        return found if image[0].max() >= 0.5 else None
+
+
+def test_without_a_presence_classifier_the_detector_decides() -> None:
+    image, label = _volume()
+    boxes_the_mask_or_nothing = BoxesTheMaskOrNothing()
+    segmenter = SliceSegmenter(ThresholdNetwork(), ("t1", "t2"))
+    result = predict_cascade(image, boxes_the_mask_or_nothing, segmenter, None, _config())
+    holds_tumour = label.reshape(6, -1).any(axis=1)
+    assert list(result.presence) == list(holds_tumour) and list(result.presence_probability) == list(holds_tumour * 1.0)
+    assert len(boxes_the_mask_or_nothing.calls) == 6  # every slice went to the detector
+    np.testing.assert_array_equal(result.mask, label)  # no box, no output on the tumour-free slices
+
+
+def test_no_presence_classifier_needs_the_heatmap_detector() -> None:
+    from npcseg.cascade.crossval import CascadeExperimentConfig
+
+    with pytest.raises(ValueError, match="needs detector_kind: heatmap"):
+        CascadeExperimentConfig(presence_classifier=False)
+    assert not CascadeExperimentConfig(detector_kind="heatmap", presence_classifier=False).presence_classifier

@@ -110,9 +110,14 @@ class CascadeExperimentConfig:
     probability map boxed (:mod:`npcseg.detection.heatmap`)."""
     heatmap_threshold: float | None = None
     """The heat-map detector's threshold; ``None`` = the row's ``training.threshold``."""
+    presence_classifier: bool = True
+    """Train and apply the tumour-present classifier (with its z rules). ``False`` (ours; ``heatmap`` only, as the
+    agent puts a box on every slice): a slice holds tumour where the detector finds a box."""
 
     def __post_init__(self) -> None:
         check_detector_kind(self.detector_kind, self.heatmap_threshold)
+        if not self.presence_classifier and self.detector_kind != "heatmap":
+            raise ValueError("presence_classifier: false needs detector_kind: heatmap (the agent boxes every slice)")
         if self.detector_backbone not in ("presence", "detector"):
             raise ValueError(f"detector_backbone must be 'presence' or 'detector', got {self.detector_backbone!r}")
         if self.detector_backbone == "presence" and self.detector.backbone_weights is not None:
@@ -259,7 +264,7 @@ def _run_fold(
             "held_out": list(fold.val),
             "segmenter_best_epoch": trained.segmenter.best_epoch,
             "segmenter_best_inner_val_dice": trained.segmenter.best_val_dice,
-            "presence_inner_validation": trained.presence["result"],
+            "presence_inner_validation": None if trained.presence is None else trained.presence["result"],
             "train_seconds": time.perf_counter() - started,
             "detector_epochs": trained.detector.num_epochs,
         }
@@ -271,7 +276,7 @@ def _run_fold(
         models = (
             load_box_detector(fold_dir / "detector", prediction_config),
             load_slice_segmenter(fold_dir / "segmenter")[0],
-            load_presence(fold_dir / "presence"),
+            load_presence(fold_dir / "presence") if cascade.presence_classifier else None,
         )
         for case_id in todo:
             _predict_case(cache, case_id, fold_dir, models, prediction_config, cases.get(case_id))

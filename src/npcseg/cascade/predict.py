@@ -134,8 +134,8 @@ class CascadeResult:
         mask: uint8 ``(Z, H, W)``: ``probability >= threshold`` after 3D post-processing.
         boxes: per slice the enlarged crop window (``Box``), or ``None`` where no tumour was decided.
         detections: per slice the detector's own box before enlargement, or ``None``.
-        presence_probability: float ``(Z,)`` (all 1 without a presence classifier).
-        presence: bool ``(Z,)`` decisions after the z rules.
+        presence_probability: float ``(Z,)`` (without a presence classifier: 1 where the detector found a box, else 0).
+        presence: bool ``(Z,)`` decisions after the z rules (without a classifier: where the detector found a box).
     """
 
     probability: np.ndarray
@@ -180,7 +180,8 @@ def predict_cascade(
         image: float32 ``(C, Z, H, W)`` on the cache grid (normalised, padded as the models were trained).
         detector: the box detector.
         segmenter: the crop segmenter.
-        presence: the presence classifier, or ``None`` to treat every slice as holding tumour.
+        presence: the presence classifier, or ``None``: every slice goes to the detector, and a slice holds tumour
+            where it finds a box (for a heat-map detector, which finds none on an empty map).
         config: the settings.
         image_sequences: names of ``image``'s channels; each model takes its own by name. ``None``: the channels
             are already in every model's order.
@@ -221,6 +222,9 @@ def predict_cascade(
         detections[z], windows[z] = box, window
         crops.append(crop_slice(volume[pick["segmenter"], z], window, config.crop_size))
         placed.append((z, window))
+    if presence is None:  # no classifier: the detector's finding a box is the decision
+        decided = np.array([box is not None for box in detections], dtype=bool)
+        presence_probability = decided.astype(np.float64)
     probability = np.zeros((num_slices, height, width), dtype=np.float32)
     if crops:
         crop_probabilities = segmenter.probabilities(np.stack(crops))

@@ -51,7 +51,8 @@ class CascadePredictor:
     Args:
         detector_dir: a finished detector run (``npcseg detect train``).
         segmenter_dir: a training run on a crop cache (:func:`npcseg.cascade.crops.build_crop_cache`).
-        presence_dir: a presence classifier run (:func:`npcseg.cascade.presence.train_presence`).
+        presence_dir: a presence classifier run (:func:`npcseg.cascade.presence.train_presence`), or ``None``: a
+            slice holds tumour where the detector finds a box (a heat-map detector's).
         config: cascade settings; its ``crop_size`` must be the segmenter's crop size.
         registration: ``trained`` or ``fast`` (:data:`npcseg.inference.predictor.REGISTRATION_CHOICES`).
 
@@ -66,15 +67,16 @@ class CascadePredictor:
         self,
         detector_dir: Path,
         segmenter_dir: Path,
-        presence_dir: Path,
+        presence_dir: Path | None,
         config: CascadeConfig,
         *,
         registration: str = "trained",
     ) -> None:
-        self.run_dirs = (Path(detector_dir), Path(segmenter_dir), Path(presence_dir))
+        pieces = (detector_dir, segmenter_dir) if presence_dir is None else (detector_dir, segmenter_dir, presence_dir)
+        self.run_dirs = tuple(Path(piece) for piece in pieces)
         self.detector = load_box_detector(self.run_dirs[0], config)
         self.segmenter = load_slice_segmenter(self.run_dirs[1])[0]
-        self.presence = load_presence(self.run_dirs[2])
+        self.presence = None if presence_dir is None else load_presence(self.run_dirs[2])
         self.preprocessing = _preprocessing(self.run_dirs[0])
         crops = _preprocessing(self.run_dirs[1])
         if crops.slice_size != config.crop_size:
@@ -83,13 +85,20 @@ class CascadePredictor:
                 f"but crop_size is {config.crop_size}"
             )
         _require_same(self.preprocessing, crops.with_changes(slice_size=self.preprocessing.slice_size), "segmenter")
-        _require_same(self.preprocessing, _preprocessing(self.run_dirs[2]), "presence classifier")
+        if presence_dir is not None:
+            _require_same(self.preprocessing, _preprocessing(self.run_dirs[2]), "presence classifier")
         self.config = config
         self.threshold = config.threshold
         self.postprocessing = config.postprocessing
         self.registration = registration
         self.sequences = tuple(
-            dict.fromkeys((*self.detector.sequences, *self.segmenter.sequences, *self.presence.sequences))
+            dict.fromkeys(
+                (
+                    *self.detector.sequences,
+                    *self.segmenter.sequences,
+                    *(self.presence.sequences if self.presence else ()),
+                )
+            )
         )
         prediction_registration(self.preprocessing.registration, registration)  # an unknown choice fails here
 
@@ -101,7 +110,7 @@ class CascadePredictor:
     def describe(self) -> dict[str, Any]:
         """Plain data for ``predict.json`` (the keys ``predict_cohort`` reads, plus the cascade's settings)."""
         detector_file = "checkpoint_best.pt" if self.config.detector_kind == "heatmap" else "detector.pt"
-        checkpoints = (detector_file, "checkpoint_best.pt", "checkpoint_best.pt")
+        checkpoints = (detector_file, "checkpoint_best.pt", "checkpoint_best.pt")[: len(self.run_dirs)]
         return {
             "method": "seqseg",
             "runs": [
@@ -166,7 +175,7 @@ class CascadePredictor:
 def load_cascade_predictor(
     detector_dir: Path,
     segmenter_dir: Path,
-    presence_dir: Path,
+    presence_dir: Path | None,
     *,
     scale: float = 1.5,
     presence_threshold: float = 0.5,

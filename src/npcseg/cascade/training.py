@@ -86,7 +86,8 @@ class CascadeTrainingResult:
         out: the cascade folder.
         detector: the detector run's result (the whole-slice segmenter's for the ``heatmap`` kind).
         segmenter: the crop segmenter run's result.
-        presence: the presence run's ``run.json`` (``result``: best epoch and its validation scores).
+        presence: the presence run's ``run.json`` (``result``: best epoch and its validation scores); ``None``
+            without a presence classifier.
         num_crop_train_cases / num_crop_val_cases: cases with tumour slices the segmenter trained / validated on.
         seconds: wall seconds of this call.
     """
@@ -94,7 +95,7 @@ class CascadeTrainingResult:
     out: Path
     detector: DetectorRunResult | TrainResult
     segmenter: TrainResult
-    presence: dict[str, Any]
+    presence: dict[str, Any] | None
     num_crop_train_cases: int
     num_crop_val_cases: int
     seconds: float
@@ -168,8 +169,10 @@ def train_cascade(
     started = time.perf_counter()
     settings = config.cascade
     logger.info("%s: cascade on %d training case(s), %d validation", out, len(train_list), len(val_list))
-    presence = train_presence(
-        cache, train_list, out / "presence", settings.presence, val_ids=val_list, progress=progress
+    presence = (
+        train_presence(cache, train_list, out / "presence", settings.presence, val_ids=val_list, progress=progress)
+        if settings.presence_classifier
+        else None
     )
     detector: DetectorRunResult | TrainResult
     if settings.detector_kind == "heatmap":
@@ -213,7 +216,7 @@ def train_cascade(
             "best_epoch": segmenter.best_epoch,
             "best_val_dice": segmenter.best_val_dice,
         },
-        "presence": presence["result"],
+        "presence": None if presence is None else presence["result"],
         "last_call_seconds": seconds,
     }
     atomic_write_text(out / RECORD_FILENAME, json.dumps(json_safe(record), indent=1) + "\n")
@@ -283,6 +286,5 @@ def load_trained_cascade(
     if threshold is None:
         threshold = load_config(TrainingConfig, segmenter_config).threshold
     config = settings.prediction_config(threshold, postprocessing or PostprocessingConfig())
-    return CascadePredictor(
-        folder / "detector", folder / "segmenter", folder / "presence", config, registration=registration
-    )
+    presence = folder / "presence" if settings.presence_classifier else None
+    return CascadePredictor(folder / "detector", folder / "segmenter", presence, config, registration=registration)

@@ -294,7 +294,6 @@ def cascade_train_command(
         train_ids, val_ids = _train_and_val_ids(cache, cases, val_cases)
         result = train_cascade(cache, train_ids, out, settings, val_ids=val_ids, progress=progress)
     console = Console(soft_wrap=True, highlight=False)
-    presence = result.presence["result"]
     detector = result.detector
     if isinstance(detector, DetectorRunResult):
         last = detector.log[-1]
@@ -311,8 +310,12 @@ def cascade_train_command(
         f"crop segmenter: {result.num_crop_train_cases} training case(s) with tumour, best epoch "
         f"{result.segmenter.best_epoch} (validation Dice {result.segmenter.best_val_dice:.3f})"
     )
-    console.print(
-        f"presence classifier: best epoch {presence['best_epoch']}, validation accuracy "
-        f"{presence.get('accuracy', float('nan')):.3f}"
-    )
+    if result.presence is None:
+        console.print("no presence classifier: a slice holds tumour where the heat-map detector finds a box")
+    else:
+        presence = result.presence["result"]
+        console.print(
+            f"presence classifier: best epoch {presence['best_epoch']}, validation accuracy "
+            f"{presence.get('accuracy', float('nan')):.3f}"
+        )
     console.print(f"{result.seconds:.1f} s -> {out} (npcseg predict --method seqseg --cascade {out})")
