@@ -156,15 +156,12 @@ def train_cascade(
     from npcseg.cascade.presence import train_presence
     from npcseg.detection.training import train_detector
     from npcseg.preprocessing.cache import list_preprocessed
+    from npcseg.training.cases import check_disjoint_ids
     from npcseg.training.trainer import train
 
     cache, out = Path(cache), Path(out)
     train_list, val_list = list(train_ids), list(val_ids)
-    if not train_list:
-        raise ValueError("no training case ids given")
-    overlap = sorted(set(train_list) & set(val_list))
-    if overlap:
-        raise ValueError(f"case(s) {overlap} are in both the training and the validation ids")
+    check_disjoint_ids(train_list, val_list)
     _claim(out, config, train_list, val_list)
     started = time.perf_counter()
     settings = config.cascade

@@ -43,6 +43,7 @@ from npcseg.detection.run_folder import (
     write_log,
 )
 from npcseg.detection.scores import score_boxes
+from npcseg.training.cases import check_disjoint_ids
 from npcseg.training.checkpoint import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -199,11 +200,7 @@ def train_detector(
         FileNotFoundError: the cache or a case is missing.
     """
     out, cache = Path(out), Path(cache)
-    if not train_ids:
-        raise ValueError("no training case ids given")
-    overlap = sorted(set(train_ids) & set(val_ids))
-    if overlap:
-        raise ValueError(f"case(s) {overlap} are in both the training and the validation ids")
+    check_disjoint_ids(train_ids, val_ids)
     train_slices = detection_slices(cache, train_ids, config.sequences)
     if not train_slices:
         raise ValueError(f"{cache}: the training cases {list(train_ids)} have no tumour slice")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from npcseg.data.dataset import channel_indices, labelled_cases
 from npcseg.preprocessing.cache import list_preprocessed, load_cache_config
 from npcseg.training.config import TrainingConfig
 
-__all__ = ["check_cases", "holdout_split", "resolve_case_ids"]
+__all__ = ["check_cases", "check_disjoint_ids", "holdout_split", "resolve_case_ids"]
 
 
 def holdout_split(case_ids: list[str], validation_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -57,14 +58,19 @@ def resolve_case_ids(
     return list(train_ids), [case for case in labelled if case not in chosen]
 
 
-def check_cases(cache: Path, train_ids: list[str], val_ids: list[str], config: TrainingConfig) -> None:
-    """Raise ``ValueError`` unless the ids are disjoint, non-empty for training, cached, labelled, and the cache
-    holds every sequence ``config`` trains on."""
+def check_disjoint_ids(train_ids: Sequence[str], val_ids: Sequence[str]) -> None:
+    """Raise ``ValueError`` when no training id is given or an id is both a training and a validation one."""
     if not train_ids:
         raise ValueError("no training case ids given")
     overlap = sorted(set(train_ids) & set(val_ids))
     if overlap:
         raise ValueError(f"case(s) {overlap} are in both the training and the validation ids")
+
+
+def check_cases(cache: Path, train_ids: list[str], val_ids: list[str], config: TrainingConfig) -> None:
+    """Raise ``ValueError`` unless the ids are disjoint, non-empty for training, cached, labelled, and the cache
+    holds every sequence ``config`` trains on."""
+    check_disjoint_ids(train_ids, val_ids)
     available = set(list_preprocessed(cache))
     missing = sorted(set(train_ids) - available) + sorted(set(val_ids) - available)
     if missing:
