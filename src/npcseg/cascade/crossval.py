@@ -64,8 +64,9 @@ from npcseg.training.crossval import (
     CrossValidationConfig,
     CrossValidationResult,
     check_claim,
-    inner_validation_ids,
+    fold_cases,
     prediction_path,
+    trained_fold_record,
     tumour_volumes_ml,
     use_splits,
 )
@@ -244,8 +245,7 @@ def _run_fold(
     record_path = fold_dir / FOLD_FILENAME
     record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if record.get("status") not in ("trained", "complete"):
-        inner = inner_validation_ids(fold, config.inner_validation_fraction, config.seed)
-        train_ids = [case_id for case_id in fold.train if case_id not in inner]
+        train_ids, inner = fold_cases(fold, config)
         logger.info("cascade fold %d: %d training case(s), %d inner validation", fold.fold, len(train_ids), len(inner))
         started = time.perf_counter()
         trained = train_cascade(
@@ -256,18 +256,16 @@ def _run_fold(
             val_ids=inner,
             progress=progress,
         )
-        record = {
-            "fold": fold.fold,
-            "status": "trained",
-            "train": train_ids,
-            "inner_validation": inner,
-            "held_out": list(fold.val),
-            "segmenter_best_epoch": trained.segmenter.best_epoch,
-            "segmenter_best_inner_val_dice": trained.segmenter.best_val_dice,
-            "presence_inner_validation": None if trained.presence is None else trained.presence["result"],
-            "train_seconds": time.perf_counter() - started,
-            "detector_epochs": trained.detector.num_epochs,
-        }
+        record = trained_fold_record(
+            fold,
+            train_ids,
+            inner,
+            segmenter_best_epoch=trained.segmenter.best_epoch,
+            segmenter_best_inner_val_dice=trained.segmenter.best_val_dice,
+            presence_inner_validation=None if trained.presence is None else trained.presence["result"],
+            train_seconds=time.perf_counter() - started,
+            detector_epochs=trained.detector.num_epochs,
+        )
         atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     todo = [case_id for case_id in fold.val if not prediction_path(fold_dir, case_id).is_file()]
     if todo:

@@ -149,6 +149,25 @@ def inner_validation_ids(fold: Fold, fraction: float, seed: int) -> list[str]:
     return sorted(str(case_id) for case_id in rng.choice(sorted(fold.train), size=count, replace=False))
 
 
+def fold_cases(fold: Fold, config: CrossValidationConfig) -> tuple[list[str], list[str]]:
+    """``(training ids, inner validation ids)`` a fold trains on: its training cases split by
+    :func:`inner_validation_ids` with ``config``'s fraction and seed."""
+    inner = inner_validation_ids(fold, config.inner_validation_fraction, config.seed)
+    return [case_id for case_id in fold.train if case_id not in inner], inner
+
+
+def trained_fold_record(fold: Fold, train_ids: list[str], inner: list[str], **facts: Any) -> dict[str, Any]:
+    """A trained fold's ``fold.json`` record: its number, status, case ids, then ``facts`` (what training gave)."""
+    return {
+        "fold": fold.fold,
+        "status": "trained",
+        "train": train_ids,
+        "inner_validation": inner,
+        "held_out": list(fold.val),
+        **facts,
+    }
+
+
 def run_crossvalidation(
     cohort: Path,
     cache: Path,
@@ -284,20 +303,17 @@ def _run_fold(
     record_path = run_dir / FOLD_FILENAME
     record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if record.get("status") != "complete":
-        inner = inner_validation_ids(fold, config.inner_validation_fraction, config.seed)
-        train_ids = [case_id for case_id in fold.train if case_id not in inner]
+        train_ids, inner = fold_cases(fold, config)
         logger.info("fold %d: training on %d case(s), %d inner validation", fold.fold, len(train_ids), len(inner))
         result = train(cache, run_dir, config.training, train_ids, inner, progress=progress)
-        record = {
-            "fold": fold.fold,
-            "status": "trained",
-            "train": train_ids,
-            "inner_validation": inner,
-            "held_out": list(fold.val),
-            "best_epoch": result.best_epoch,
-            "best_inner_val_dice": result.best_val_dice,
-            "train_seconds": result.seconds,
-        }
+        record = trained_fold_record(
+            fold,
+            train_ids,
+            inner,
+            best_epoch=result.best_epoch,
+            best_inner_val_dice=result.best_val_dice,
+            train_seconds=result.seconds,
+        )
         atomic_write_text(record_path, json.dumps(json_safe(record), indent=1) + "\n")
     else:
         logger.info("fold %d: complete, skipped", fold.fold)
