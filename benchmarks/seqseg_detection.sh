@@ -3,7 +3,7 @@
 # least its synth / register / preprocess steps): held-out patients = fold 0 of its splits.json.
 #  1. the tumour-present classifier on the fold's training cases (its encoder is the detector's frozen backbone);
 #  2. the exploration ablation (eps_priori 0.8 / 0.4 / plain eps-greedy) + the supervised box regressor + the
-#     heat-map detector (the fold's whole-slice RANet + DBW run of Table 5) + the start-box and ground-truth
+#     heat-map detector at four thresholds (the fold's whole-slice RANet + DBW run of Table 5) + the start-box and ground-truth
 #     prior-policy references, scored on the held-out patients' tumour slices (recall and IoU min / max / mean,
 #     recall of the 1.5x box), with the convergence figure;
 #  3. SeqSeg Table 6: RANet + DBW on whole slices vs the detect-then-segment cascade (DQL detector) vs the same
@@ -26,6 +26,7 @@ $npcseg detect presence --cache "$out/cache" --out "$out/detection/presence" --c
   --val-cases "$inner_val" --config "$out/detection/presence.yaml" --no-progress
 $npcseg detect ablation --cache "$out/cache" --out "$out/detection/ablation" --train "$train" --test "$test" \
   --config configs/detector-synthetic.yaml --backbone "$out/detection/presence" --figures 3 \
-  --heatmap "$out/tables/ranet-dbw/fold_0" --no-progress
+  --heatmap "$out/tables/ranet-dbw/fold_0" --heatmap-threshold 0.5 --heatmap-threshold 0.2 \
+  --heatmap-threshold 0.1 --heatmap-threshold 0.05 --no-progress
 $npcseg compare configs/seqseg-table6.yaml --cohort "$out/cohort" --cache "$out/cache" --out "$out/tables" \
   --name table6 --no-progress

@@ -95,22 +95,29 @@ def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Pa
     baseline = tmp_path / "regressor.yaml"
     baseline.write_text("base_width: 4\ninput_size: 32\npooled_size: 1\nhidden_size: 8\nepochs: 1\nbatch_size: 2\n")
     heatmap_run = train_tiny_segmentation_run(cache, tmp_path / "segmentation", ["case000"])
-    arguments += ["--heatmap", str(heatmap_run), "--heatmap-threshold", "0.3"]
+    arguments += ["--heatmap", str(heatmap_run), "--heatmap-threshold", "0.3", "--heatmap-threshold", "0.05"]
     result = CliRunner().invoke(app, [*arguments, "--baseline-config", str(baseline)])
     assert result.exit_code == 0, result.output
     with (out / "ablation.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    others = ["box_regressor", "heatmap", "start_box", "prior_policy"]
+    others = ["box_regressor", "heatmap_t0.3", "heatmap_t0.05", "start_box", "prior_policy"]
     assert [row["setting"] for row in rows] == [*(name for name, _ in ABLATION_SETTINGS), *others]
     for name in others:
         assert f"{name}:" in result.output and (out / name / "detection_summary.json").is_file()
-    assert json.loads((out / "heatmap" / "detection_summary.json").read_text())["extra"]["threshold"] == 0.3
+    for name, threshold in (("heatmap_t0.3", 0.3), ("heatmap_t0.05", 0.05)):
+        assert json.loads((out / name / "detection_summary.json").read_text())["extra"]["threshold"] == threshold
+    # a lower threshold boxes a superset of the pixels: the box contains the higher threshold's, recall cannot drop
+    high, low = (rows[len(ABLATION_SETTINGS) + k] for k in (1, 2))
+    assert float(low["recall_mean"]) >= float(high["recall_mean"])
+    assert float(low["recall_min"]) >= float(high["recall_min"])
     assert float(rows[-2]["enlarged_recall_mean"]) >= float(rows[-2]["recall_mean"])  # the start box, x1.5
     assert all(int(row["num_slices"]) == 2 for row in rows)
     assert "| eps_greedy |" in (out / "ablation.md").read_text()
     assert (out / "convergence.png").stat().st_size > 1000
     for name, eps_priori in ABLATION_SETTINGS:
         assert f"eps_priori: {eps_priori}" in (out / name / "run" / "config.yaml").read_text()
+    twice = CliRunner().invoke(app, [*arguments, "--heatmap-threshold", "0.3", "--no-baseline"])
+    assert twice.exit_code == 2 and "distinct" in twice.output
 
 
 def test_presence_classifier_as_the_detector_backbone(setup: tuple[Path, Path], tmp_path: Path) -> None:

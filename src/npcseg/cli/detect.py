@@ -178,8 +178,12 @@ def ablation_command(
         "--heatmap",
         help="A segmentation training run (on --train cases only, this cache): add the heat-map detector's row.",
     ),
-    heatmap_threshold: float | None = typer.Option(
-        None, "--heatmap-threshold", min=0.0, max=1.0, help="Heat-map threshold (default: the run's own)."
+    heatmap_thresholds: list[float] | None = typer.Option(
+        None,
+        "--heatmap-threshold",
+        min=0.0,
+        max=1.0,
+        help="Heat-map threshold; repeat for one row per threshold (default: one row at the run's own).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -209,7 +213,7 @@ def ablation_command(
             num_figures=figures,
             baseline=regressor,
             heatmap_run=heatmap,
-            heatmap_threshold=heatmap_threshold,
+            heatmap_thresholds=tuple(heatmap_thresholds) if heatmap_thresholds else (None,),
             progress=progress,
         )
     console = Console(soft_wrap=True, highlight=False)

@@ -13,6 +13,7 @@ Output folder ``OUT``::
     <setting>/test/           its scores on the held-out tumour slices (:mod:`npcseg.detection.evaluate`)
     box_regressor/            the supervised baseline (:mod:`npcseg.detection.regressor`), when one is asked for
     heatmap/                  the heat-map detector's scores (:mod:`npcseg.detection.heatmap`), when a run is given
+                              (``heatmap_t<threshold>/`` per threshold when thresholds are given)
     start_box/, prior_policy/ the reference rows' scores
     ablation.csv / .md        one row per setting: recall and IoU min / max / mean on the held-out slices
     convergence.png           loss per epoch (and held-out recall per epoch) of the three runs
@@ -49,9 +50,16 @@ ABLATION_SETTINGS: tuple[tuple[str, float], ...] = (
 BASELINE_SETTING = "box_regressor"
 """Row and folder name of the supervised baseline (a CNN regressing the box; Faster R-CNN needs torchvision)."""
 HEATMAP_SETTING = "heatmap"
-"""Row and folder name of the heat-map detector (the box of a segmentation run's thresholded probability map)."""
+"""Row and folder name of the heat-map detector (the box of a segmentation run's thresholded probability map) at
+the run's own threshold; :func:`heatmap_setting` names the rows of given thresholds."""
 TABLE_STEM = "ablation"
 CONVERGENCE_FILENAME = "convergence.png"
+
+
+def heatmap_setting(threshold: float | None) -> str:
+    """Row and folder name of the heat-map detector at ``threshold`` (``None``: the run's own): ``heatmap`` or
+    ``heatmap_t0.1``."""
+    return HEATMAP_SETTING if threshold is None else f"{HEATMAP_SETTING}_t{threshold:g}"
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,7 @@ def run_exploration_ablation(
     num_figures: int = 0,
     baseline: RegressorConfig | None = None,
     heatmap_run: Path | None = None,
-    heatmap_threshold: float | None = None,
+    heatmap_thresholds: Sequence[float | None] = (None,),
     progress: bool = True,
 ) -> tuple[list[AblationRow], dict[str, DetectionSummary]]:
     """Train one detector per exploration setting and score each on the held-out cases' tumour slices.
@@ -94,7 +102,8 @@ def run_exploration_ablation(
             regressor row).
         heatmap_run: a segmentation training run (trained on ``train_ids`` only, on this cache) whose probability
             maps give the heat-map detector's row (``None``: no such row).
-        heatmap_threshold: the heat-map detector's threshold (``None``: the run's own).
+        heatmap_thresholds: the heat-map detector's thresholds, one row each (``None``: the run's own); lower
+            thresholds trade IoU for recall, so several show the trade-off on the same slices.
         progress: progress bars.
 
     Returns:
@@ -102,7 +111,7 @@ def run_exploration_ablation(
         the references), in table order.
 
     Raises:
-        ValueError: no training or test ids, overlapping ids, or repeated setting names.
+        ValueError: no training or test ids, overlapping ids, repeated setting names or heat-map thresholds.
     """
     if not train_ids or not test_ids:
         raise ValueError("the exploration ablation needs training and test case ids")
@@ -112,6 +121,8 @@ def run_exploration_ablation(
     names = [name for name, _ in settings]
     if len(set(names)) != len(names):
         raise ValueError(f"setting names repeat: {names}")
+    if heatmap_run is not None and (not heatmap_thresholds or len(set(heatmap_thresholds)) != len(heatmap_thresholds)):
+        raise ValueError(f"the heat-map thresholds must be given and distinct, got {list(heatmap_thresholds)}")
     out = Path(out)
     rows = []
     for name, eps_priori in settings:
@@ -137,10 +148,10 @@ def run_exploration_ablation(
         logger.info("ablation baseline: supervised box regressor -> %s", out / BASELINE_SETTING)
         others[BASELINE_SETTING] = run_regressor_baseline(cache, train_ids, test_ids, out / BASELINE_SETTING, baseline)
     if heatmap_run is not None:
-        logger.info("ablation baseline: heat-map detector of %s -> %s", heatmap_run, out / HEATMAP_SETTING)
-        others[HEATMAP_SETTING] = run_heatmap_baseline(
-            cache, heatmap_run, test_ids, out / HEATMAP_SETTING, threshold=heatmap_threshold
-        )
+        for threshold in heatmap_thresholds:
+            name = heatmap_setting(threshold)
+            logger.info("ablation baseline: heat-map detector of %s -> %s", heatmap_run, out / name)
+            others[name] = run_heatmap_baseline(cache, heatmap_run, test_ids, out / name, threshold=threshold)
     for name in REFERENCES:
         others[name] = score_reference(name, cache, test_ids, config, out / name)
     table = {row.setting: row.summary for row in rows} | others
