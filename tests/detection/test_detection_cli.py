@@ -118,6 +118,9 @@ def test_ablation_writes_table_and_figure(setup: tuple[Path, Path], tmp_path: Pa
         assert f"eps_priori: {eps_priori}" in (out / name / "run" / "config.yaml").read_text()
     twice = CliRunner().invoke(app, [*arguments, "--heatmap-threshold", "0.3", "--no-baseline"])
     assert twice.exit_code == 2 and "distinct" in twice.output
+    no_run = [*arguments[: arguments.index("--heatmap")], "--heatmap-threshold", "0.3", "--no-baseline"]
+    alone = CliRunner().invoke(app, no_run)
+    assert alone.exit_code == 2 and "without a heat-map run" in alone.output
 
 
 def test_presence_classifier_as_the_detector_backbone(setup: tuple[Path, Path], tmp_path: Path) -> None:

@@ -111,7 +111,8 @@ def run_exploration_ablation(
         the references), in table order.
 
     Raises:
-        ValueError: no training or test ids, overlapping ids, repeated setting names or heat-map thresholds.
+        ValueError: no training or test ids, overlapping ids, repeated setting names, repeated heat-map thresholds
+            or thresholds without a heat-map run.
     """
     if not train_ids or not test_ids:
         raise ValueError("the exploration ablation needs training and test case ids")
@@ -121,6 +122,8 @@ def run_exploration_ablation(
     names = [name for name, _ in settings]
     if len(set(names)) != len(names):
         raise ValueError(f"setting names repeat: {names}")
+    if heatmap_run is None and any(threshold is not None for threshold in heatmap_thresholds):
+        raise ValueError("heat-map thresholds were given without a heat-map run (a segmentation run to box)")
     if heatmap_run is not None and (not heatmap_thresholds or len(set(heatmap_thresholds)) != len(heatmap_thresholds)):
         raise ValueError(f"the heat-map thresholds must be given and distinct, got {list(heatmap_thresholds)}")
     out = Path(out)
