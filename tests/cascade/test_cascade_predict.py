@@ -157,6 +157,21 @@ def test_a_tiny_table_6_cross_validates_whole_slices_and_the_cascade_on_the_same
     predictor = CascadePredictor(fold / "detector", fold / "segmenter", fold / "presence", config)
     held_out = json.loads((fold / "fold.json").read_text())["held_out"][0]
     case = next(case for case in cases_of(tiny.cohort) if case.case_id == held_out)
+    # the scored detection of each tumour slice is the detector's box on it, whether the cascade ran it there or not
+    from npcseg.detection.boxes import box_of_mask
+    from npcseg.preprocessing import load_preprocessed
+    from npcseg.preprocessing.cache import load_cache_config
+
+    described = json.loads((fold / "cascade" / f"{held_out}.json").read_text())
+    preprocessed = load_preprocessed(tiny.cache, held_out)
+    assert preprocessed.label is not None
+    channels = [load_cache_config(tiny.cache).sequences.index(name) for name in predictor.detector.sequences]
+    for z, stored in enumerate(described["target_detections"]):
+        if box_of_mask(preprocessed.label[z] != 0) is None:
+            assert stored is None
+        else:
+            expected_box = predictor.detector.detect(preprocessed.image[channels, z]).box
+            np.testing.assert_allclose(stored, expected_box.as_tuple())
     prediction = predictor.predict_case(case)
     expected = read_image(fold / "predictions" / f"{held_out}.nii.gz")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(prediction.mask), sitk.GetArrayFromImage(expected))

@@ -297,10 +297,15 @@ def _predict_case(
     label = preprocessed.label if preprocessed.label is not None else np.zeros(preprocessed.image.shape[1:], np.uint8)
     targets = [box_of_mask(label[z] != 0) for z in range(label.shape[0])]
     channels = [list(sequences).index(sequence) for sequence in detector.sequences]
-    detections: list[Box | None] = [
-        None if target is None else (result.detections[z] or _box_of(detector.detect(preprocessed.image[channels, z])))
-        for z, target in enumerate(targets)
-    ]
+    # the detector's box on every tumour slice: the cascade ran it on every slice without a presence classifier,
+    # else on the slices the classifier kept; only the others need it now
+    detector_ran = np.ones(len(targets), dtype=bool) if presence is None else result.presence
+    detections: list[Box | None] = []
+    for z, target in enumerate(targets):
+        if target is None or detector_ran[z]:
+            detections.append(None if target is None else result.detections[z])
+        else:
+            detections.append(_box_of(detector.detect(preprocessed.image[channels, z])))
     described = {
         **result.describe(),
         "truth": [target is not None for target in targets],
