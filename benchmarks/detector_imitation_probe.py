@@ -84,7 +84,7 @@ def episodes(
     their prior-action labels and the final boxes."""
     states, labels, finals = [], [], []
     for index, item in enumerate(slices):
-        shape = (int(item.image.shape[1]), int(item.image.shape[2]))
+        shape = item.shape
         box, history = initial_box(shape, config.start_fraction), []
         for _ in range(config.max_steps):
             current = state(index, box, history)

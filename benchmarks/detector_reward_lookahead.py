@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 from npcseg.config import load_config_over
-from npcseg.detection.boxes import NUM_ACTIONS, TERMINAL_ACTION, Box, apply_action, initial_box
+from npcseg.detection.boxes import NUM_ACTIONS, TERMINAL_ACTION, Box, apply_action
 from npcseg.detection.config import DetectorConfig
 from npcseg.detection.environment import detection_slices
+from npcseg.detection.references import follow_policy
 from npcseg.detection.reward import reward
 from npcseg.detection.scores import DetectionSummary, score_boxes
 
@@ -66,15 +67,13 @@ class Planner:
 def plan_episode(target: Box, shape: tuple[int, int], config: DetectorConfig, depth: int) -> tuple[Box, bool]:
     """The planner's final box on a slice of ``shape`` and whether it took the terminal action."""
     planner = Planner(target, shape, config)
-    box = initial_box(shape, config.start_fraction)
-    for step in range(config.max_steps):
-        horizon = min(depth, config.max_steps - step)
-        values = planner.action_values(box, horizon)
-        action = max(range(NUM_ACTIONS), key=values.__getitem__)  # the first maximum: smallest index on ties
-        if action == TERMINAL_ACTION:
-            return box, True
-        box = planner.moved(box, action)
-    return box, False
+
+    def choose(box: Box, step: int) -> int:
+        values = planner.action_values(box, min(depth, config.max_steps - step))
+        return max(range(NUM_ACTIONS), key=values.__getitem__)  # the first maximum: smallest index on ties
+
+    box, _, stopped = follow_policy(shape, config, choose)
+    return box, stopped
 
 
 def main() -> None:
@@ -94,10 +93,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for depth in args.depths:
         started = time.perf_counter()
-        finals = [
-            plan_episode(target, (int(item.image.shape[1]), int(item.image.shape[2])), config, depth)
-            for item, target in zip(slices, targets, strict=True)
-        ]
+        finals = [plan_episode(target, item.shape, config, depth) for item, target in zip(slices, targets, strict=True)]
         summary: DetectionSummary = score_boxes([box for box, _ in finals], targets)
         stopped = sum(terminal for _, terminal in finals) / len(finals)
         print(

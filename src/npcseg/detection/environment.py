@@ -59,6 +59,11 @@ class DetectionSlice:
     case_id: str
     z: int
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, columns) of the slice."""
+        return int(self.image.shape[1]), int(self.image.shape[2])
+
 
 def detection_slices(
     cache: Path, case_ids: Sequence[str], sequences: Sequence[str], *, tumour_only: bool = True
@@ -178,7 +183,7 @@ class BoxEnv(gymnasium.Env[np.ndarray, np.int64]):
 
     @property
     def shape(self) -> tuple[int, int]:
-        return int(self.slice.image.shape[1]), int(self.slice.image.shape[2])
+        return self.slice.shape
 
     def slice_features(self, index: int) -> SliceFeatures:
         """The (cached) features of ``slices[index]``, created on first use and kept for the env's lifetime."""

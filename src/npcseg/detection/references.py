@@ -12,7 +12,7 @@ Both are deterministic functions of the slices and the :class:`~npcseg.detection
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from npcseg.detection.boxes import TERMINAL_ACTION, Box, apply_action, initial_box
@@ -27,28 +27,34 @@ REFERENCES = (START_BOX, PRIOR_POLICY)
 """Names (rows and folders) of the reference policies, in table order."""
 
 
-def _shape(item: DetectionSlice) -> tuple[int, int]:
-    return int(item.image.shape[1]), int(item.image.shape[2])
-
-
 def start_boxes(slices: Sequence[DetectionSlice], config: DetectorConfig) -> list[Box]:
     """The start box of each slice (no search)."""
-    return [initial_box(_shape(item), config.start_fraction) for item in slices]
+    return [initial_box(item.shape, config.start_fraction) for item in slices]
+
+
+def follow_policy(
+    shape: tuple[int, int], config: DetectorConfig, choose: Callable[[Box, int], int]
+) -> tuple[Box, int, bool]:
+    """One episode of a policy on a slice of ``shape`` from the start box: ``choose(box, step)`` gives each action
+    until the terminal action or ``max_steps``. Returns the final box, the number of actions taken (the terminal
+    action counted) and whether the policy took the terminal action."""
+    box = initial_box(shape, config.start_fraction)
+    for step in range(config.max_steps):
+        action = choose(box, step)
+        if action == TERMINAL_ACTION:
+            return box, step + 1, True
+        box = apply_action(box, action, shape, zoom=config.zoom, shift=config.shift)
+    return box, config.max_steps, False
 
 
 def prior_policy_box(item: DetectionSlice, config: DetectorConfig) -> tuple[Box, int]:
     """The box where Algorithm 2's policy stops on ``item`` (needs its target) and the number of actions taken
     (the terminal action counted)."""
-    if item.target is None:
+    target = item.target
+    if target is None:
         raise ValueError(f"slice {item.z} of case {item.case_id!r} has no target box: no prior-knowledge policy")
-    shape = _shape(item)
-    box = initial_box(shape, config.start_fraction)
-    for step in range(config.max_steps):
-        action = prior_action(box, item.target, shape, config)
-        if action == TERMINAL_ACTION:
-            return box, step + 1
-        box = apply_action(box, action, shape, zoom=config.zoom, shift=config.shift)
-    return box, config.max_steps
+    box, steps, _ = follow_policy(item.shape, config, lambda box, _: prior_action(box, target, item.shape, config))
+    return box, steps
 
 
 def reference_boxes(name: str, slices: Sequence[DetectionSlice], config: DetectorConfig) -> list[Box]:
